@@ -1,0 +1,86 @@
+"""The eval CLI on the tiny GLM: JSON line, runs, HTML report, CSV export, errors."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from workbench.cli import main
+
+SUITE = {
+    "name": "mini-policy", "task": "verdict", "grounding": "none",
+    "system_prompt": "Decide returns.", "prompt_template": "({lang_name}) {text}",
+    "scorers": ["verdict", "facts", "deflection", "language_match"],
+    "metrics": ["accuracy", "resolution_rate"], "max_new_tokens": 4,
+}
+ITEMS = [
+    {"id": f"p{i}", "lang": lang, "text": text, "region": region,
+     "expected": {"eligible": True, "days": 14, "facts": ["14"]}}
+    for i, (lang, text, region) in enumerate([
+        ("de", "Kann ich zurückgeben?", "EU"), ("en", "Can I return it?", "GB"),
+        ("ko", "반품할 수 있나요?", "KR"), ("th", "คืนสินค้าได้ไหม", "AU"), ("ru", "Можно вернуть?", "EU")])
+]
+
+
+@pytest.fixture
+def cli_env(tmp_home: Path, tiny_loaded, make_adapter, tmp_path: Path) -> Path:
+    """A 5-item suite folder, and adapter a1 registered for tiny-glm."""
+    make_adapter(tiny_loaded, "a1", "v1", seed=1)
+    folder = tmp_path / "mini-policy"
+    folder.mkdir()
+    (folder / "suite.yaml").write_text(yaml.safe_dump(SUITE), encoding="utf-8")
+    (folder / "items.jsonl").write_text(
+        "\n".join(json.dumps(i, ensure_ascii=False) for i in ITEMS) + "\n", encoding="utf-8")
+    return folder
+
+
+def _run(*args: str) -> object:
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def test_eval_json_runs_report_export(cli_env: Path, tmp_path: Path) -> None:
+    res = _run("eval", "--suite", str(cli_env), "--variants", "base,a1", "--model", "tiny-glm", "--json")
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert set(out["variants"]) == {"__base__", "a1"}
+    for summary in out["variants"].values():
+        assert set(summary) == {"accuracy", "resolution_rate", "p50_ms", "p95_ms", "p99_ms", "n"}
+        assert summary["n"] == 5 and summary["p50_ms"] > 0
+    assert "By language" in res.stdout and "By region" in res.stdout
+    run_id = out["run_id"]
+
+    listing = _run("runs")
+    assert listing.exit_code == 0 and run_id in listing.stdout and "10/10" in listing.stdout
+
+    again = _run("eval", "--resume", run_id, "--model", "tiny-glm", "--json")
+    assert again.exit_code == 0 and json.loads(again.stdout.strip().splitlines()[-1])["run_id"] == run_id
+
+    html = tmp_path / "r.html"
+    rep = _run("report", run_id, run_id, "--out", str(html))
+    assert rep.exit_code == 0, rep.output
+    page = html.read_text(encoding="utf-8")
+    assert 'class="plotly-graph-div"' in page and "Compared with run" in page
+    assert "<script src=" not in page          # plotly.js is inlined: the file is self-contained
+
+    csv = tmp_path / "r.csv"
+    exp = _run("export", run_id, "--out", str(csv))
+    assert exp.exit_code == 0
+    df = pd.read_csv(csv)
+    assert len(df) == 10 and {"answer", "score:verdict", "total_ms", "variant_label"} <= set(df.columns)
+
+
+def test_cli_errors_are_clean(cli_env: Path, tmp_path: Path) -> None:
+    res = _run("eval", "--suite", "no-such-suite", "--model", "tiny-glm")
+    assert res.exit_code == 2 and "Unknown suite 'no-such-suite'" in res.stderr
+    res = _run("report", "nope", "--out", str(tmp_path / "x.html"))
+    assert res.exit_code == 2 and "Unknown eval run 'nope'" in res.stderr
+    assert not (tmp_path / "x.html").exists()
+    res = _run("eval", "--model", "tiny-glm")
+    assert res.exit_code == 2 and "--suite" in res.stderr
+    res = _run("eval", "--suite", str(cli_env), "--variants", "base,zz", "--model", "tiny-glm")
+    assert res.exit_code == 2 and "Unknown adapter 'zz'" in res.stderr
+    assert "Example: workbench eval --suite" in _run("eval", "--help").stdout

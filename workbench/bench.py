@@ -1,0 +1,207 @@
+"""Benchmark: the batched engine against naive sequential serving, in one run.
+
+Closed loop: ``concurrency`` clients each send a request, wait for its answer, send the next,
+until ``requests`` are done. The engine pass sends them through the batched engine; the
+baseline serves the same clients one request at a time through ``model.generate`` (a lock
+stands for the single-request server), so its latency includes the wait in that queue.
+Every request generates exactly ``new_tokens`` tokens (EOS ignored) so passes compare.
+"""
+from __future__ import annotations
+
+import resource
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from workbench.engine import BASE_ADAPTER, SamplingParams
+from workbench.langs import LANGUAGES, example_questions
+from workbench.policy import system_prompt
+from workbench.service import Workbench
+
+
+@dataclass(frozen=True)
+class BenchSettings:
+    """What to measure."""
+
+    # Model preset, hub id or folder.
+    model: str
+    # Clients sending requests at once.
+    concurrency: int
+    # Requests in total per pass.
+    requests: int
+    # Tokens generated per request.
+    new_tokens: int
+    # Adapter refs mixed with base rows (round robin); empty: base only.
+    adapters: list[str] = field(default_factory=list)
+    # Also run the sequential baseline.
+    baseline: bool = True
+
+
+@dataclass
+class PassResult:
+    """Throughput and latency of one pass."""
+
+    # "engine-mixed", "engine-single-adapter", "engine-base", "sequential".
+    name: str
+    # Generated tokens per second of wall time.
+    tok_s: float
+    # Per-request latency percentiles (ms), queueing included.
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    # Wall time of the pass (s) and tokens generated.
+    wall_s: float
+    tokens: int
+    # Mean rows per generate call.
+    mean_batch: float
+
+
+@dataclass
+class BenchReport:
+    """All passes of one benchmark run."""
+
+    # The settings measured.
+    settings: BenchSettings
+    # Model description.
+    model: str
+    # Passes by name.
+    passes: dict[str, PassResult]
+    # Peak resident memory of the process (MB).
+    peak_rss_mb: float
+
+    def summary(self) -> dict[str, float | None]:
+        """The JSON line: ratios are baseline/engine so bigger is better."""
+        eng = self.passes["engine-mixed"]
+        base = self.passes.get("sequential")
+        only_base = self.passes.get("engine-base")
+        single = self.passes.get("engine-single-adapter")
+        return {
+            "throughput_ratio": round(eng.tok_s / base.tok_s, 3) if base else None,
+            "p95_ratio": round(base.p95_ms / eng.p95_ms, 3) if base else None,
+            "engine_tok_s": round(eng.tok_s, 2),
+            "baseline_tok_s": round(base.tok_s, 2) if base else None,
+            "mixed_overhead": round(eng.tok_s / only_base.tok_s - 1, 4) if only_base else None,
+            "mixed_vs_single_adapter": round(eng.tok_s / single.tok_s - 1, 4) if single else None,
+            "peak_rss_mb": round(self.peak_rss_mb, 1),
+        }
+
+
+def bench_prompts(n: int) -> list[list[dict[str, str]]]:
+    """n chat prompts cycling through the 15 languages' example questions."""
+    pool = [(lang, q) for lang in LANGUAGES for q in example_questions(lang)]
+    if not pool:
+        pool = [("en", "Where is my order? It has not arrived after ten days.")]
+    return [[{"role": "system", "content": system_prompt(lang)}, {"role": "user", "content": q}]
+            for lang, q in (pool[i % len(pool)] for i in range(n))]
+
+
+def _closed_loop(n: int, concurrency: int, one: Callable[[int], tuple[float, int]]
+                 ) -> tuple[list[float], int, float]:
+    """Run ``one(i)`` for i < n from ``concurrency`` threads; -> latencies, tokens, wall s."""
+    lock, counter = threading.Lock(), iter(range(n))
+    lat: list[float] = []
+    tokens = [0]
+
+    def client() -> None:
+        while True:
+            with lock:
+                i = next(counter, None)
+            if i is None:
+                return
+            ms, toks = one(i)
+            with lock:
+                lat.append(ms)
+                tokens[0] += toks
+
+    start = time.monotonic()
+    threads = [threading.Thread(target=client) for _ in range(concurrency)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return lat, tokens[0], time.monotonic() - start
+
+
+def _result(name: str, lat: list[float], tokens: int, wall: float, mean_batch: float) -> PassResult:
+    p50, p95, p99 = np.percentile(lat, [50, 95, 99]).tolist()
+    return PassResult(name, tokens / wall, p50, p95, p99, wall, tokens, mean_batch)
+
+
+def engine_pass(wb: Workbench, name: str, prompts: list, variants: list[str],
+                s: BenchSettings) -> PassResult:
+    sampling = SamplingParams(ignore_eos=True)
+    batches_before, done_before = wb.engine.stats.batches, wb.engine.stats.completed
+
+    def one(i: int) -> tuple[float, int]:
+        c = wb.engine.generate(prompts[i], variants[i % len(variants)], s.new_tokens, sampling)
+        return c.metrics.total_ms or 0.0, c.metrics.completion_tokens
+
+    lat, tokens, wall = _closed_loop(len(prompts), s.concurrency, one)
+    batches = max(wb.engine.stats.batches - batches_before, 1)
+    return _result(name, lat, tokens, wall, (wb.engine.stats.completed - done_before) / batches)
+
+
+def sequential_pass(wb: Workbench, prompts: list, variants: list[str], s: BenchSettings) -> PassResult:
+    """One request at a time through model.generate, switching adapters per request."""
+    import torch
+
+    model, tok = wb.engine.runner.model, wb.loaded.tokenizer
+    server = threading.Lock()
+
+    def one(i: int) -> tuple[float, int]:
+        arrival = time.monotonic()
+        with server, torch.inference_mode():
+            enc = tok.apply_chat_template(prompts[i], add_generation_prompt=True, return_tensors="pt",
+                                          return_dict=True).to(wb.loaded.device)
+            variant = variants[i % len(variants)]
+            kwargs = {} if not hasattr(model, "peft_config") else {"adapter_names": [variant]}
+            out = model.generate(**enc, max_new_tokens=s.new_tokens, min_new_tokens=s.new_tokens,
+                                 do_sample=False, pad_token_id=tok.pad_token_id, **kwargs)
+        return (time.monotonic() - arrival) * 1000.0, int(out.shape[1] - enc["input_ids"].shape[1])
+
+    lat, tokens, wall = _closed_loop(len(prompts), s.concurrency, one)
+    return _result("sequential", lat, tokens, wall, 1.0)
+
+
+def run_bench(s: BenchSettings, progress: Callable[[str], None] = print) -> BenchReport:
+    wb = Workbench.start(model=s.model, adapters=s.adapters)
+    try:
+        prompts = bench_prompts(s.requests)
+        names = list(wb.engine.adapters)
+        mixed = [BASE_ADAPTER, *names]
+        passes: dict[str, PassResult] = {}
+        plan = [("engine-mixed", mixed), ("engine-base", [BASE_ADAPTER])]
+        if names:
+            plan.append(("engine-single-adapter", names[:1]))
+        engine_pass(wb, "warm-up", prompts[: s.concurrency], mixed, s)
+        for name, variants in plan:
+            progress(f"{name}: {s.requests} requests, {s.concurrency} at a time ...")
+            passes[name] = engine_pass(wb, name, prompts, variants, s)
+        if s.baseline:
+            wb.engine.shutdown()  # the baseline owns the model alone
+            progress(f"sequential baseline: {s.requests} requests one at a time ...")
+            passes["sequential"] = sequential_pass(wb, prompts, mixed, s)
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+        return BenchReport(s, wb.loaded.describe(), passes, rss)
+    finally:
+        wb.close()
+
+
+def print_report(report: BenchReport, echo: Callable[[str], None] = print) -> None:
+    echo(f"model: {report.model}")
+    s = report.settings
+    echo(f"{s.requests} requests, concurrency {s.concurrency}, {s.new_tokens} new tokens each")
+    echo(f"{'pass':<24}{'tok/s':>9}{'P50 ms':>10}{'P95 ms':>10}{'P99 ms':>10}{'batch':>7}")
+    for p in report.passes.values():
+        echo(f"{p.name:<24}{p.tok_s:>9.1f}{p.p50_ms:>10.0f}{p.p95_ms:>10.0f}{p.p99_ms:>10.0f}"
+             f"{p.mean_batch:>7.1f}")
+    for key, value in report.summary().items():
+        echo(f"{key}: {value}")
+
+
+def report_dict(report: BenchReport) -> dict:
+    return {"settings": asdict(report.settings), "passes": {k: asdict(v) for k, v in report.passes.items()},
+            **report.summary()}

@@ -1,0 +1,47 @@
+"""The ``workbench`` command line: headless versions of what the app does."""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+import sys
+
+import click
+
+from workbench.quiet import quiet_imports
+
+quiet_imports()
+
+from workbench.errors import WorkbenchError  # noqa: E402
+
+# Command modules, each exposing COMMANDS: a list of click commands/groups.
+COMMAND_MODULES = ("core", "eval_cmds", "adapter_cmds")
+
+
+class WorkbenchGroup(click.Group):
+    """Turns WorkbenchError into a clean message and its exit code, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except WorkbenchError as exc:
+            click.secho(f"Error: {exc.message}", fg="red", err=True)
+            sys.exit(exc.exit_code)
+
+
+@click.group(cls=WorkbenchGroup)
+@click.option("-v", "--verbose", is_flag=True, help="Log engine activity to stderr.")
+@click.version_option(package_name="glm-support-workbench")
+def main(verbose: bool) -> None:
+    """GLM support workbench: serve, chat with, evaluate and tune multilingual support models.
+
+    Example: workbench bench --model smollm2-135m --concurrency 16 --requests 64
+    """
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+
+
+for _name in COMMAND_MODULES:
+    if importlib.util.find_spec(f"workbench.cli.{_name}") is not None:
+        for _cmd in importlib.import_module(f"workbench.cli.{_name}").COMMANDS:
+            main.add_command(_cmd)

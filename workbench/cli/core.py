@@ -1,0 +1,124 @@
+"""Core commands: models, chat, bench, quantize, demo-adapter."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from workbench.models.catalog import DEFAULT_MODEL, PRESETS
+
+
+@click.command("models")
+def models_cmd() -> None:
+    """List the model presets (any hub id or local folder works too).
+
+    Example: workbench models
+    """
+    for p in PRESETS.values():
+        mark = " (default)" if p.name == DEFAULT_MODEL else ""
+        click.echo(f"{p.name:<20} {p.summary}{mark}")
+
+
+@click.command("chat")
+@click.argument("message")
+@click.option("--model", default=DEFAULT_MODEL, show_default=True, help="Model preset, hub id or folder.")
+@click.option("--adapter", "adapters", multiple=True, help="Variant(s) to answer with; 'base' is the base model.")
+@click.option("--lang", default="en", show_default=True, help="Customer language code.")
+@click.option("--region", default=None, help="Ground on this region's return policy (EU, US, JP...).")
+@click.option("--max-new-tokens", default=160, show_default=True)
+def chat_cmd(message: str, model: str, adapters: tuple[str, ...], lang: str, region: str | None,
+             max_new_tokens: int) -> None:
+    """Ask one customer question and print each variant's answer, side by side in text.
+
+    Example: workbench chat "Can I return shoes after 20 days?" --region EU --adapter base --adapter cs-support
+    """
+    from workbench.engine import BASE_ADAPTER
+    from workbench.policy import system_prompt
+    from workbench.service import Workbench
+
+    wb = Workbench.start(model=model)
+    try:
+        variants = [BASE_ADAPTER if a == "base" else a for a in adapters] or [BASE_ADAPTER]
+        msgs = [{"role": "system", "content": system_prompt(lang, region, bool(region))},
+                {"role": "user", "content": message}]
+        reqs = [wb.engine.submit(msgs, v, max_new_tokens=max_new_tokens) for v in variants]
+        for v, req in zip(variants, reqs):
+            req.done_event.wait()
+            m = req.metrics
+            click.secho(f"── {wb.variant_label(v)} · {m.total_ms:.0f} ms · batch {m.batch_size}", bold=True)
+            click.echo(req.error or req.output_text.strip())
+    finally:
+        wb.close()
+
+
+@click.command("bench")
+@click.option("--model", default=DEFAULT_MODEL, show_default=True)
+@click.option("--concurrency", default=16, show_default=True, help="Requests in flight at once.")
+@click.option("--requests", "n_requests", default=64, show_default=True, help="Requests in total.")
+@click.option("--new-tokens", default=64, show_default=True, help="Tokens generated per request.")
+@click.option("--adapters", default="", help="Comma-separated adapter refs to mix with base rows.")
+@click.option("--skip-baseline", is_flag=True, help="Measure the engine only.")
+@click.option("--json", "as_json", is_flag=True, help="End with one JSON line of the results.")
+def bench_cmd(model: str, concurrency: int, n_requests: int, new_tokens: int, adapters: str,
+              skip_baseline: bool, as_json: bool) -> None:
+    """Throughput and latency of the batched engine against one-at-a-time generate.
+
+    Example: workbench bench --concurrency 16 --requests 64 --new-tokens 64 --adapters demo-random --json
+    """
+    from workbench.bench import BenchSettings, print_report, run_bench
+
+    settings = BenchSettings(model, concurrency, n_requests, new_tokens,
+                             [a for a in adapters.split(",") if a], not skip_baseline)
+    report = run_bench(settings, progress=lambda msg: click.echo(msg, err=True))
+    print_report(report)
+    if as_json:
+        click.echo(json.dumps(report.summary()))
+
+
+@click.command("quantize")
+@click.argument("src")
+@click.argument("dst", type=click.Path(path_type=Path))
+@click.option("--group-size", default=128, show_default=True, help="AWQ group size (divides the hidden size).")
+@click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
+@click.option("--calib-samples", default=128, show_default=True, help="Calibration texts to use.")
+def quantize_cmd(src: str, dst: Path, group_size: int, device: str, calib_samples: int) -> None:
+    """Make an AWQ INT4 checkpoint from a float model, calibrated on the project's support text.
+
+    SRC is a preset, hub id or folder; DST a new folder that plain transformers loads.
+
+    Example: workbench quantize tiny-glm /tmp/tiny-glm-awq --group-size 32
+    """
+    from workbench.quantize import quantize_model
+
+    out = quantize_model(src, dst, group_size=group_size, device=device, calib_samples=calib_samples)
+    click.echo(f"AWQ INT4 checkpoint written to {out}")
+
+
+@click.command("demo-adapter")
+@click.option("--model", default=DEFAULT_MODEL, show_default=True)
+@click.option("--name", default="demo-random", show_default=True)
+@click.option("--version", default="v1", show_default=True)
+@click.option("--seed", default=7, show_default=True)
+@click.option("--rank", default=8, show_default=True)
+@click.option("--scale", default=0.5, show_default=True, help="Multiplier on the random LoRA weights.")
+def demo_adapter_cmd(model: str, name: str, version: str, seed: int, rank: int, scale: float) -> None:
+    """Save a random-init LoRA adapter under adapters/NAME/VERSION (a visible demo variant).
+
+    Example: workbench demo-adapter --name demo-random --version v1
+    """
+    from workbench.adapters.demo import make_random_adapter
+    from workbench.adapters.registry import Registry, check_safe_name
+    from workbench.errors import AdapterError
+    from workbench.models.catalog import load_model
+
+    out = Registry().root / check_safe_name("name", name) / check_safe_name("version", version)
+    if out.exists():
+        raise AdapterError(f"{name}@{version} already exists; versions are immutable.")
+    loaded = load_model(model)
+    make_random_adapter(loaded.model, out, base_model_id=loaded.model_id, seed=seed, rank=rank,
+                        scale=scale)
+    click.echo(f"Saved {name}@{version} to {out}")
+
+
+COMMANDS = [models_cmd, chat_cmd, bench_cmd, quantize_cmd, demo_adapter_cmd]

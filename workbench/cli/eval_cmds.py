@@ -1,0 +1,167 @@
+"""Eval commands: eval, runs, report, export."""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from workbench.errors import WorkbenchError
+
+
+def _split(values: str) -> list[str]:
+    return [v.strip() for v in values.split(",") if v.strip()]
+
+
+class _Progress:
+    """A click progress bar on stderr, created on the first callback (when the total is known)."""
+
+    def __init__(self) -> None:
+        self.bar = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.bar is None:
+            self.bar = click.progressbar(length=total, label="Evaluating", file=sys.stderr,
+                                         show_pos=True, show_eta=True)
+            self.bar.__enter__()
+        self.bar.update(done - self.bar.pos)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+            self.bar = None
+
+
+@click.command("eval")
+@click.option("--suite", "suites", multiple=True, metavar="NAME|PATH",
+              help="Suite name under eval_sets/ or a suite folder; repeat for several.")
+@click.option("--variants", default="base", show_default=True,
+              help="Comma-separated variants: 'base' and adapter names or name@version refs.")
+@click.option("--limit", type=int, default=None, help="Items per suite (spread over languages).")
+@click.option("--model", default=None, help="Model preset, hub id or folder [default: smollm2-135m, "
+              "or the run's model with --resume].")
+@click.option("--resume", "resume", default=None, metavar="RUN_ID",
+              help="Finish an interrupted run: only its missing items are generated.")
+@click.option("--json", "as_json", is_flag=True, help="End with one JSON line of the results.")
+def eval_cmd(suites: tuple[str, ...], variants: str, limit: int | None, model: str | None,
+             resume: str | None, as_json: bool) -> None:
+    """Evaluate variants on suites: accuracy, resolution rate and latency, stored as a run.
+
+    Example: workbench eval --suite multilingual-intents --suite regional-policy --variants base,cs-support --limit 20 --json
+    """
+    from workbench.config import engine_preset
+    from workbench.eval.runner import run_eval
+    from workbench.eval.store import EvalStore
+    from workbench.eval.suite import load_suite
+    from workbench.models.catalog import DEFAULT_MODEL
+    from workbench.service import Workbench
+
+    store = EvalStore()
+    loaded = [load_suite(s) for s in suites]  # bad suites fail before the model loads
+    if resume:
+        if suites:
+            raise click.UsageError("--resume reuses the run's suites and variants; drop --suite.")
+        record = store.get_run(resume)
+        model = model or record.model
+        refs = [ref for v, ref in record.adapters.items() if v != "__base__"]
+    else:
+        if not suites:
+            raise click.UsageError("Give at least one --suite (or --resume RUN_ID).")
+        refs = [v for v in _split(variants) if v not in ("base", "__base__")]
+    wb = Workbench.start(model=model or DEFAULT_MODEL, adapters=refs,
+                         engine_config=engine_preset("throughput"))
+    bar, started = _Progress(), {}
+    try:
+        result = run_eval(wb, loaded, _split(variants), limit=limit, progress=bar,
+                          run_id=resume, store=store, on_start=lambda r: started.update(id=r.run_id))
+    except KeyboardInterrupt:
+        run_id = started.get("id")
+        raise WorkbenchError(f"Interrupted. Resume with: workbench eval --resume {run_id}"
+                             if run_id else "Interrupted before the run started.") from None
+    finally:
+        bar.close()
+        wb.close()
+    _print_summary(store, result.run_id)
+    if as_json:
+        click.echo(json.dumps({"run_id": result.run_id,
+                               "variants": {v: s.as_json() for v, s in result.summary.items()}}))
+    if result.status != "finished":
+        raise WorkbenchError(store.get_run(result.run_id).error or f"Run {result.run_id} failed.")
+
+
+def _print_summary(store, run_id: str) -> None:
+    from workbench.eval.report import display_table, summary_tables
+
+    tables = summary_tables(store.results_frame(run_id))
+    click.secho(f"Run {run_id}", bold=True)
+    for title, table in (("By variant", tables.overall), ("By suite", tables.by_suite),
+                         ("By language", tables.by_lang), ("By region", tables.by_region)):
+        if table.empty:
+            continue
+        click.secho(f"\n{title}", bold=True)
+        click.echo(display_table(table).to_string(index=False))
+    click.echo()
+
+
+@click.command("runs")
+@click.option("--limit", default=20, show_default=True, help="How many recent runs to list.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per run.")
+def runs_cmd(limit: int, as_json: bool) -> None:
+    """List recent eval runs, newest first.
+
+    Example: workbench runs --limit 5
+    """
+    from workbench.eval.store import EvalStore
+
+    store = EvalStore()
+    runs = store.list_runs(limit)
+    if not runs:
+        click.echo("No eval runs yet. Start one with: workbench eval --suite multilingual-intents")
+    for r in runs:
+        done = store.progress(r.run_id)
+        variants = ",".join(r.adapters.get(v, v) for v in r.variants)
+        suites = ",".join(s.name for s in r.suites)
+        if as_json:
+            click.echo(json.dumps({"run_id": r.run_id, "created": r.created, "status": r.status,
+                                   "model": r.model, "variants": variants, "suites": suites,
+                                   "done": done, "total": r.total}))
+        else:
+            created = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.created))
+            click.echo(f"{r.run_id}  {created}  {r.status:<11} {done}/{r.total}  {r.model}  "
+                       f"[{variants}]  {suites}")
+
+
+@click.command("report")
+@click.argument("run_id")
+@click.argument("other_run_id", required=False)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="HTML file to write [default: eval-RUN_ID.html].")
+def report_cmd(run_id: str, other_run_id: str | None, out: Path | None) -> None:
+    """Write a self-contained HTML report of a run, compared with a second run if given.
+
+    Example: workbench report 20250101-120000-ab12cd 20250102-090000-ef34gh --out compare.html
+    """
+    from workbench.eval.report import write_html_report
+
+    path = write_html_report(run_id, other_run_id, out or Path(f"eval-{run_id}.html"))
+    click.echo(f"Wrote {path}")
+
+
+@click.command("export")
+@click.argument("run_id")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="CSV file to write [default: eval-RUN_ID.csv].")
+def export_cmd(run_id: str, out: Path | None) -> None:
+    """Export every answer of a run (scores, latencies) as CSV.
+
+    Example: workbench export 20250101-120000-ab12cd --out run.csv
+    """
+    from workbench.eval.report import export_csv
+
+    path = export_csv(run_id, out or Path(f"eval-{run_id}.csv"))
+    click.echo(f"Wrote {path}")
+
+
+COMMANDS = [eval_cmd, runs_cmd, report_cmd, export_cmd]

@@ -1,0 +1,66 @@
+"""Where things live, and the engine's settings as one dataclass with named presets."""
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from workbench.errors import UnknownNameError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def workbench_home() -> Path:
+    """Cache and database folder; ``WORKBENCH_HOME`` overrides the default."""
+    env = os.environ.get("WORKBENCH_HOME")
+    home = Path(env).expanduser() if env else Path.home() / ".cache" / "glm-support-workbench"
+    home.mkdir(parents=True, exist_ok=True)
+    return home
+
+
+def adapters_root() -> Path:
+    """The adapters registry folder; ``WORKBENCH_ADAPTERS`` overrides the repo's ``adapters/``."""
+    env = os.environ.get("WORKBENCH_ADAPTERS")
+    return Path(env).expanduser() if env else REPO_ROOT / "adapters"
+
+
+def eval_sets_root() -> Path:
+    return REPO_ROOT / "eval_sets"
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Settings of the batched engine, passed down whole."""
+
+    # Most requests that share one generate call.
+    max_batch_size: int = 16
+    # How long the scheduler waits for a batch to fill once a request is pending.
+    max_wait_ms: float = 20.0
+    # Pending requests beyond this are refused with a busy error instead of queueing forever.
+    max_queue: int = 256
+    # Upper bound on max_new_tokens a request may ask for.
+    max_new_tokens_limit: int = 1024
+    # Prompts longer than this (tokens) are cut from the left, keeping the system prompt.
+    max_prompt_tokens: int = 2048
+    # Seed for sampling requests so repeated runs match.
+    seed: int = 0
+
+    def replace(self, **changes: object) -> "EngineConfig":
+        return dataclasses.replace(self, **changes)
+
+
+ENGINE_PRESETS: dict[str, EngineConfig] = {
+    # Interactive chat on a CPU: small batches, short wait so the first token comes quickly.
+    "interactive": EngineConfig(max_batch_size=8, max_wait_ms=10.0),
+    # Throughput for eval batches and the benchmark.
+    "throughput": EngineConfig(max_batch_size=32, max_wait_ms=50.0, max_queue=1024),
+    # Tests: tiny queue so the busy path is easy to reach.
+    "test": EngineConfig(max_batch_size=4, max_wait_ms=5.0, max_queue=8),
+}
+
+
+def engine_preset(name: str) -> EngineConfig:
+    if name not in ENGINE_PRESETS:
+        raise UnknownNameError("engine preset", name, ENGINE_PRESETS)
+    return ENGINE_PRESETS[name]

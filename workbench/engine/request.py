@@ -1,0 +1,149 @@
+"""The request lifecycle: what a caller submits, how it moves, what it measures.
+
+Everything that crosses the engine boundary lives here as a dataclass. This module never
+imports torch, so the scheduler and the UI can use it freely.
+"""
+from __future__ import annotations
+
+import enum
+import itertools
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+
+BASE_ADAPTER = "__base__"
+
+_ids = itertools.count(1)
+
+
+class RequestStatus(enum.Enum):
+    WAITING = "waiting"  # in the queue, not yet scheduled
+    RUNNING = "running"  # part of a batch that is generating
+    FINISHED = "finished"  # stopped on EOS or max_new_tokens
+    CANCELLED = "cancelled"  # the caller cancelled it
+    FAILED = "failed"  # the batch raised; error holds the message
+
+    @property
+    def is_done(self) -> bool:
+        return self in (RequestStatus.FINISHED, RequestStatus.CANCELLED, RequestStatus.FAILED)
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """Decoding settings. Requests batch together only when these are equal."""
+
+    # 0 means greedy decoding (the default: reproducible).
+    temperature: float = 0.0
+    # Nucleus sampling mass; ignored when greedy.
+    top_p: float = 1.0
+    # Penalty > 1 discourages repeating tokens.
+    repetition_penalty: float = 1.0
+    # Keep generating past EOS until max_new_tokens (benchmarks need fixed-length outputs).
+    ignore_eos: bool = False
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature <= 0.0
+
+
+@dataclass
+class RequestMetrics:
+    """Timings of one request, all in milliseconds from its arrival."""
+
+    # Time spent waiting before its batch started.
+    queue_ms: float | None = None
+    # Time from arrival to the first generated token.
+    ttft_ms: float | None = None
+    # Time from arrival to the last token.
+    total_ms: float | None = None
+    # Mean time between output tokens after the first.
+    tpot_ms: float | None = None
+    # Tokens in the templated prompt.
+    prompt_tokens: int = 0
+    # Tokens generated.
+    completion_tokens: int = 0
+    # How many requests shared its generate call.
+    batch_size: int = 0
+
+    @property
+    def tokens_per_s(self) -> float | None:
+        """Output tokens per second of generation time (queueing excluded)."""
+        if self.total_ms is None or self.completion_tokens == 0:
+            return None
+        gen_ms = max(self.total_ms - (self.queue_ms or 0.0), 1e-3)
+        return self.completion_tokens / (gen_ms / 1000.0)
+
+
+@dataclass
+class Request:
+    """One chat completion moving through the engine."""
+
+    # Chat messages: [{"role": "system"|"user"|"assistant", "content": str}, ...].
+    messages: list[dict[str, str]]
+    # Adapter to run with; None means the base model.
+    adapter: str | None = None
+    # Decoding settings.
+    sampling: SamplingParams = field(default_factory=SamplingParams)
+    # Cap on generated tokens.
+    max_new_tokens: int = 128
+    # Unique id, assigned at creation.
+    request_id: str = field(default_factory=lambda: f"req-{next(_ids)}")
+    # Where it is in its lifecycle.
+    status: RequestStatus = RequestStatus.WAITING
+    # Timings, filled in as it runs.
+    metrics: RequestMetrics = field(default_factory=RequestMetrics)
+    # Text generated so far.
+    output_text: str = ""
+    # Why it failed, when status is FAILED.
+    error: str | None = None
+    # Why it stopped: "eos", "length", "cancelled" or "error".
+    finish_reason: str | None = None
+    # Monotonic arrival time in seconds.
+    arrival: float = field(default_factory=time.monotonic)
+    # Set by cancel(); the runner checks it every step.
+    cancel_event: threading.Event = field(default_factory=threading.Event, repr=False)
+    # Text pieces for streaming consumers; None marks the end.
+    stream: "queue.Queue[str | None]" = field(default_factory=queue.Queue, repr=False)
+    # Set once the request is done, whatever the outcome.
+    done_event: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    @property
+    def adapter_key(self) -> str:
+        """The name PEFT uses for this row of a mixed batch."""
+        return self.adapter or BASE_ADAPTER
+
+    def elapsed_ms(self, now: float | None = None) -> float:
+        return ((now or time.monotonic()) - self.arrival) * 1000.0
+
+    def cancel(self) -> None:
+        self.cancel_event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self.cancel_event.is_set()
+
+
+@dataclass(frozen=True)
+class Completion:
+    """What a finished request gives back to callers (eval runner, benchmark, CLI)."""
+
+    # The request's id.
+    request_id: str
+    # Adapter it ran with, None for base.
+    adapter: str | None
+    # Generated text.
+    text: str
+    # Final status.
+    status: RequestStatus
+    # Why it stopped.
+    finish_reason: str | None
+    # Timings and token counts.
+    metrics: RequestMetrics
+    # Error message when it failed.
+    error: str | None = None
+
+    @classmethod
+    def of(cls, req: Request) -> "Completion":
+        return cls(req.request_id, req.adapter, req.output_text, req.status, req.finish_reason,
+                   req.metrics, req.error)

@@ -1,0 +1,194 @@
+"""Metrics, registered by name, computed over a results frame (one row per item × variant).
+
+The results frame (``store.results_frame``) has, per row: ``suite``, ``item_id``, ``variant``,
+``variant_label``, ``lang``, ``region``, ``correct`` (the suite's first content scorer passed;
+NaN when it does not apply), ``resolved`` (0/1), ``expected_intent``, ``prediction``,
+``total_ms``, ``ttft_ms``, ``tokens_per_s``.
+
+Definitions:
+- accuracy: share of items whose first content scorer (intent_label, verdict or facts, as
+  listed in suite.yaml) passed; items where it does not apply are left out.
+- resolution_rate: share of items where every applicable check passed and the answer did
+  not deflect (``item_outcome``).
+- macro_f1: macro-averaged F1 of predicted vs expected intents (classification items only).
+- p50/p95/p99 of total latency and TTFT, median tokens/s, from the engine's metrics.
+Proportions come with a 95% Wilson interval and their item count.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import pandas as pd
+from scipy.stats import binomtest
+# evaluate.load("f1") fetches its module script from the Hub, which is not reachable
+# offline, so F1 comes from scikit-learn (the same computation evaluate wraps).
+from sklearn.metrics import f1_score
+
+from workbench.errors import UnknownNameError
+from workbench.eval.schema import Score
+from workbench.eval.scorers import CONTENT_SCORERS
+
+
+@dataclass(frozen=True)
+class MetricValue:
+    """One metric over a group of items."""
+
+    # The value (a share in [0, 1], milliseconds, or tokens/s); None when nothing applies.
+    value: float | None
+    # Items it was computed over.
+    n: int
+    # 95% Wilson interval for proportions; None for other metrics.
+    low: float | None = None
+    high: float | None = None
+
+
+@dataclass(frozen=True)
+class ItemOutcome:
+    """What one answered item counts as."""
+
+    # The suite's first content scorer passed (None when it does not apply).
+    correct: bool | None
+    # Every applicable check passed and the answer did not deflect.
+    resolved: bool
+
+
+Metric = Callable[[pd.DataFrame], MetricValue]
+METRICS: dict[str, Metric] = {}
+# Always reported, whatever a suite lists: the run's latency profile.
+LATENCY_METRICS = ("p50_ms", "p95_ms", "p99_ms", "ttft_p50_ms", "ttft_p95_ms", "tokens_per_s")
+
+
+def register_metric(name: str) -> Callable[[Metric], Metric]:
+    def add(fn: Metric) -> Metric:
+        METRICS[name] = fn
+        return fn
+    return add
+
+
+def get_metric(name: str) -> Metric:
+    if name not in METRICS:
+        raise UnknownNameError("metric", name, METRICS)
+    return METRICS[name]
+
+
+def item_outcome(scorer_names: list[str] | tuple[str, ...], scores: Mapping[str, Score],
+                 generated: bool = True) -> ItemOutcome:
+    """Correctness and resolution of one item from its scores; a failed generation is neither."""
+    if not generated:
+        return ItemOutcome(False, False)
+    primary = next((n for n in scorer_names if n in CONTENT_SCORERS), None)
+    correct = scores[primary].passed if primary else None
+    applicable = [s.passed for s in scores.values() if s.passed is not None]
+    return ItemOutcome(correct, all(applicable))
+
+
+def wilson(successes: int, n: int) -> tuple[float | None, float | None]:
+    """95% Wilson score interval (scipy); (None, None) for an empty group."""
+    if n == 0:
+        return None, None
+    ci = binomtest(successes, n).proportion_ci(confidence_level=0.95, method="wilson")
+    return float(ci.low), float(ci.high)
+
+
+def proportion(values: pd.Series) -> MetricValue:
+    values = pd.to_numeric(values, errors="coerce").dropna()
+    n, k = int(len(values)), int(values.sum())
+    if n == 0:
+        return MetricValue(None, 0)
+    low, high = wilson(k, n)
+    return MetricValue(k / n, n, low, high)
+
+
+@register_metric("accuracy")
+def accuracy(df: pd.DataFrame) -> MetricValue:
+    return proportion(df["correct"])
+
+
+@register_metric("resolution_rate")
+def resolution_rate(df: pd.DataFrame) -> MetricValue:
+    return proportion(df["resolved"])
+
+
+@register_metric("macro_f1")
+def macro_f1(df: pd.DataFrame) -> MetricValue:
+    rows = df[df["expected_intent"].notna()]
+    if rows.empty:
+        return MetricValue(None, 0)
+    truth = rows["expected_intent"].astype(str)
+    pred = rows["prediction"].fillna("(none)").astype(str)
+    # Only expected labels are classes: "(none)" answers count as misses, not as a class.
+    value = f1_score(truth, pred, labels=sorted(truth.unique()), average="macro", zero_division=0)
+    return MetricValue(float(value), int(len(rows)))
+
+
+def _quantile(column: str, q: float) -> Metric:
+    def metric(df: pd.DataFrame) -> MetricValue:
+        values = pd.to_numeric(df[column], errors="coerce").dropna()
+        return MetricValue(float(values.quantile(q)) if len(values) else None, int(len(values)))
+    return metric
+
+
+for _q in (50, 95, 99):
+    register_metric(f"p{_q}_ms")(_quantile("total_ms", _q / 100))
+for _q in (50, 95):
+    register_metric(f"ttft_p{_q}_ms")(_quantile("ttft_ms", _q / 100))
+register_metric("tokens_per_s")(_quantile("tokens_per_s", 0.5))
+
+
+def summarize(df: pd.DataFrame, by: list[str],
+              metrics: tuple[str, ...] = ("accuracy", "macro_f1", "resolution_rate",
+                                          *LATENCY_METRICS)) -> pd.DataFrame:
+    """One row per group: ``n``, each metric, and ``<metric>_low/_high`` for proportions."""
+    rows = []
+    groups = df.groupby(by, dropna=False, sort=True) if by else [((), df)]
+    for key, group in groups:
+        key = key if isinstance(key, tuple) else (key,)
+        row: dict = dict(zip(by, key)) | {"n": len(group)}
+        for name in metrics:
+            value = get_metric(name)(group)
+            row[name] = value.value
+            if value.low is not None:
+                row[f"{name}_low"], row[f"{name}_high"] = value.low, value.high
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+@dataclass(frozen=True)
+class VariantSummary:
+    """Headline numbers of one variant over a whole run (the CLI's --json line)."""
+
+    # Share of items answered correctly, with its 95% Wilson interval.
+    accuracy: float | None
+    accuracy_low: float | None
+    accuracy_high: float | None
+    # Share of items resolved, with its 95% Wilson interval.
+    resolution_rate: float | None
+    resolution_low: float | None
+    resolution_high: float | None
+    # Total latency percentiles (ms).
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+    # Items answered.
+    n: int
+
+    def as_json(self) -> dict:
+        """The keys the CLI's JSON line promises, rounded for reading."""
+        def r(x: float | None, nd: int) -> float | None:
+            return None if x is None else round(x, nd)
+        return {"accuracy": r(self.accuracy, 4), "resolution_rate": r(self.resolution_rate, 4),
+                "p50_ms": r(self.p50_ms, 1), "p95_ms": r(self.p95_ms, 1),
+                "p99_ms": r(self.p99_ms, 1), "n": self.n}
+
+
+def variant_summaries(df: pd.DataFrame) -> dict[str, VariantSummary]:
+    """Variant name -> its summary, in the run's variant order."""
+    out: dict[str, VariantSummary] = {}
+    for variant, group in df.groupby("variant", sort=False):
+        acc, res = accuracy(group), resolution_rate(group)
+        out[str(variant)] = VariantSummary(
+            acc.value, acc.low, acc.high, res.value, res.low, res.high,
+            get_metric("p50_ms")(group).value, get_metric("p95_ms")(group).value,
+            get_metric("p99_ms")(group).value, int(len(group)))
+    return out

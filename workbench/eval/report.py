@@ -1,0 +1,225 @@
+"""Summary tables, plotly charts, a self-contained HTML report and a CSV export of a run.
+
+Everything starts from ``EvalStore.results_frame`` (one row per item × variant), so the CLI,
+the Evaluate tab and the HTML report show the same numbers.
+"""
+from __future__ import annotations
+
+import html
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+
+from workbench.errors import InputError, StoreError
+from workbench.eval.metrics import summarize
+from workbench.eval.store import EvalStore, RunRecord
+
+PROPORTIONS = ("accuracy", "resolution_rate")
+TABLE_METRICS = ("accuracy", "macro_f1", "resolution_rate", "p50_ms", "p95_ms", "p99_ms",
+                 "ttft_p50_ms", "tokens_per_s")
+METRIC_LABELS = {"accuracy": "Accuracy", "resolution_rate": "Resolution rate"}
+
+
+@dataclass(frozen=True)
+class SummaryTables:
+    """The run's metrics at four levels of detail."""
+
+    # One row per variant.
+    overall: pd.DataFrame
+    # One row per suite × variant.
+    by_suite: pd.DataFrame
+    # One row per language × variant.
+    by_lang: pd.DataFrame
+    # One row per region × variant (items with a region only).
+    by_region: pd.DataFrame
+
+
+def summary_tables(df: pd.DataFrame) -> SummaryTables:
+    regional = df[df["region"].notna()]
+    return SummaryTables(
+        overall=summarize(df, ["variant_label"]),
+        by_suite=summarize(df, ["suite", "variant_label"]),
+        by_lang=summarize(df, ["lang", "variant_label"], ("accuracy", "resolution_rate", "p50_ms")),
+        by_region=summarize(regional, ["region", "variant_label"], ("accuracy", "resolution_rate"))
+        if not regional.empty else pd.DataFrame(columns=["region", "variant_label", "n"]))
+
+
+def display_table(table: pd.DataFrame) -> pd.DataFrame:
+    """Readable copy: proportions as "71.0% [60.2–80.1] (n=100)", latencies in whole ms."""
+    out = pd.DataFrame(index=table.index)
+    for col in table.columns:
+        if col.endswith(("_low", "_high")):
+            continue
+        if col in PROPORTIONS and f"{col}_low" in table:
+            out[col] = [_pct(v, lo, hi) for v, lo, hi in
+                        zip(table[col], table[f"{col}_low"], table[f"{col}_high"])]
+        elif col in ("macro_f1", "tokens_per_s"):
+            fmt = "{:.2f}" if col == "macro_f1" else "{:.1f}"
+            out[col] = table[col].map(lambda v, f=fmt: "" if pd.isna(v) else f.format(v))
+        elif col.endswith("_ms"):
+            out[col] = table[col].map(lambda v: "" if pd.isna(v) else f"{v:.0f}")
+        else:
+            out[col] = table[col]
+    return out.rename(columns={"variant_label": "variant"})
+
+
+def _pct(value: float | None, low: float | None, high: float | None) -> str:
+    if value is None or pd.isna(value):
+        return ""
+    return f"{value:.1%} [{low:.1%}–{high:.1%}]"
+
+
+# ---- charts ----------------------------------------------------------------------------
+def _long(table: pd.DataFrame, key: str) -> pd.DataFrame:
+    """Proportions in long form with error-bar lengths, for grouped bar charts."""
+    rows = []
+    for _, r in table.iterrows():
+        for m in PROPORTIONS:
+            if m in r and pd.notna(r[m]):
+                rows.append({key: r[key], "variant": r["variant_label"], "metric": METRIC_LABELS[m],
+                             "value": r[m], "plus": r[f"{m}_high"] - r[m],
+                             "minus": r[m] - r[f"{m}_low"], "n": r["n"]})
+    return pd.DataFrame(rows, columns=[key, "variant", "metric", "value", "plus", "minus", "n"])
+
+
+def _bars(long: pd.DataFrame, x: str, title: str) -> go.Figure:
+    fig = px.bar(long, x=x, y="value", color="variant", barmode="group", facet_row="metric",
+                 error_y="plus", error_y_minus="minus", hover_data=["n"], title=title,
+                 range_y=[0, 1.05])
+    fig.update_yaxes(tickformat=".0%", title=None)
+    fig.for_each_annotation(lambda a: a.update(text=a.text.split("=")[-1]))
+    return fig
+
+
+def fig_by_language(df: pd.DataFrame) -> go.Figure:
+    """Accuracy and resolution by language, one bar per variant, with 95% intervals."""
+    return _bars(_long(summary_tables(df).by_lang, "lang"), "lang",
+                 "Accuracy and resolution by language")
+
+
+def fig_by_region(df: pd.DataFrame) -> go.Figure:
+    table = summary_tables(df).by_region
+    long = _long(table, "region") if not table.empty else _long(pd.DataFrame(
+        columns=["region", "variant_label", "n"]), "region")
+    return _bars(long[long["metric"] == METRIC_LABELS["resolution_rate"]], "region",
+                 "Resolution by region")
+
+
+def fig_latency(df: pd.DataFrame) -> go.Figure:
+    table = summarize(df, ["variant_label"], ("p50_ms", "p95_ms", "p99_ms"))
+    long = table.melt(id_vars=["variant_label"], value_vars=["p50_ms", "p95_ms", "p99_ms"],
+                      var_name="percentile", value_name="ms")
+    long["percentile"] = long["percentile"].str.replace("_ms", "").str.upper()
+    fig = px.bar(long, x="percentile", y="ms", color="variant_label", barmode="group",
+                 title="Total latency per variant", labels={"variant_label": "variant"})
+    fig.update_yaxes(title="ms")
+    return fig
+
+
+def fig_latency_cdf(df: pd.DataFrame) -> go.Figure:
+    data = df[df["total_ms"].notna()]
+    fig = px.ecdf(data, x="total_ms", color="variant_label", title="Latency distribution (CDF)",
+                  labels={"variant_label": "variant", "total_ms": "total latency (ms)"})
+    fig.update_yaxes(title="share of items", tickformat=".0%")
+    return fig
+
+
+def figures(df: pd.DataFrame) -> dict[str, go.Figure]:
+    """The four charts, keyed by the elem_id suffix the UI gives them."""
+    return {"lang": fig_by_language(df), "region": fig_by_region(df),
+            "latency": fig_latency(df), "cdf": fig_latency_cdf(df)}
+
+
+# ---- comparing two runs ----------------------------------------------------------------
+def compare_runs(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
+    """Metrics of two runs side by side per variant name (a1@v1 in A vs a1@v2 in B)."""
+    cols = ("accuracy", "resolution_rate", "p50_ms", "p95_ms")
+    sa, sb = summarize(a, ["variant"], cols), summarize(b, ["variant"], cols)
+    merged = sa.merge(sb, on="variant", how="outer", suffixes=("_a", "_b"))
+    out = pd.DataFrame({"variant": merged["variant"]})
+    for col in cols:
+        out[f"{col} A"], out[f"{col} B"] = merged[f"{col}_a"], merged[f"{col}_b"]
+        out[f"{col} Δ"] = merged[f"{col}_b"] - merged[f"{col}_a"]
+    return out
+
+
+def changed_items(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
+    """Items resolved in one run and not the other (same suite, item and variant name)."""
+    keys = ["suite", "item_id", "variant"]
+    cols = keys + ["lang", "resolved", "answer"]
+    merged = a[cols].merge(b[cols], on=keys, suffixes=(" A", " B"))
+    changed = merged[merged["resolved A"] != merged["resolved B"]]
+    return changed.drop(columns=["lang B"]).rename(columns={"lang A": "lang"})
+
+
+# ---- files -------------------------------------------------------------------------------
+def export_csv(run_id: str, out: str | Path, store: EvalStore | None = None) -> Path:
+    """Every item × variant of a run with its answer, scores and latencies, as CSV."""
+    df = (store or EvalStore()).results_frame(run_id)
+    return _write(out, lambda p: df.to_csv(p, index=False))
+
+
+def write_html_report(run_id: str, other_run_id: str | None = None,
+                      out: str | Path = "report.html", store: EvalStore | None = None) -> Path:
+    """A self-contained HTML page (plotly.js inlined once): tables, charts, and the diff
+    against ``other_run_id`` when given."""
+    store = store or EvalStore()
+    record, df = store.get_run(run_id), store.results_frame(run_id)
+    if df.empty:
+        raise StoreError(f"Run {run_id} has no answers yet; finish it with: "
+                         f"workbench eval --resume {run_id}")
+    parts = [_header(record), _tables_html(df)]
+    for i, fig in enumerate(figures(df).values()):
+        parts.append(fig.to_html(full_html=False, include_plotlyjs="inline" if i == 0 else False))
+    if other_run_id:
+        other, odf = store.get_run(other_run_id), store.results_frame(other_run_id)
+        if odf.empty:
+            raise StoreError(f"Run {other_run_id} has no answers to compare with.")
+        parts.append(f"<h2>Compared with run {html.escape(other.run_id)}</h2>"
+                     f"<p>A = {html.escape(run_id)}, B = {html.escape(other_run_id)}</p>")
+        parts.append(compare_runs(df, odf).to_html(index=False, float_format=lambda v: f"{v:.3f}"))
+        changes = changed_items(df, odf)
+        parts.append(f"<h3>Items whose resolution changed ({len(changes)})</h3>")
+        parts.append(changes.to_html(index=False))
+    page = ("<!DOCTYPE html><html><head><meta charset='utf-8'>"
+            f"<title>Eval run {html.escape(run_id)}</title><style>{_CSS}</style></head><body>"
+            + "\n".join(parts) + "</body></html>")
+    return _write(out, lambda p: p.write_text(page, encoding="utf-8"))
+
+
+_CSS = ("body{font-family:system-ui,sans-serif;margin:2em;}table{border-collapse:collapse;"
+        "margin:1em 0;}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left;}")
+
+
+def _header(rec: RunRecord) -> str:
+    suites = ", ".join(f"{s.name} ({s.n_items} items, {s.hash[:12]})" for s in rec.suites)
+    created = time.strftime("%Y-%m-%d %H:%M", time.localtime(rec.created))
+    rows = [("Run", rec.run_id), ("Created", created), ("Status", rec.status),
+            ("Model", f"{rec.model} ({rec.model_id}, {rec.precision}, {rec.device})"),
+            ("Variants", ", ".join(rec.adapters.get(v, v) for v in rec.variants)),
+            ("Suites", suites), ("Items", f"{rec.total} item × variant pairs")]
+    body = "".join(f"<tr><th>{k}</th><td>{html.escape(str(v))}</td></tr>" for k, v in rows)
+    return f"<h1>Eval run {html.escape(rec.run_id)}</h1><table>{body}</table>"
+
+
+def _tables_html(df: pd.DataFrame) -> str:
+    t = summary_tables(df)
+    out = []
+    for title, table in (("By variant", t.overall), ("By suite", t.by_suite),
+                         ("By language", t.by_lang), ("By region", t.by_region)):
+        out.append(f"<h2>{title}</h2>" + display_table(table).to_html(index=False))
+    return "\n".join(out)
+
+
+def _write(out: str | Path, write) -> Path:
+    path = Path(out).expanduser()
+    if path.is_dir():
+        raise InputError(f"{path} is a folder; give a file name.")
+    if not path.parent.is_dir():
+        raise InputError(f"Folder {path.parent} does not exist.")
+    write(path)
+    return path

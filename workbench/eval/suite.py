@@ -1,0 +1,323 @@
+"""Eval suites as data: a folder with ``suite.yaml`` and ``items.jsonl`` (plus grounding files).
+
+Loading validates everything up front and reports ``file:line`` with the field at fault, so
+a bad line never surfaces halfway through a run. A suite's hash (sha256 of its files) goes
+into the run record; ``--resume`` refuses a suite that changed since.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import string
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from workbench.config import eval_sets_root
+from workbench.errors import SuiteError, UnknownNameError, unknown_name_message
+from workbench.eval.metrics import get_metric
+from workbench.eval.schema import EvalItem, Expected, ScoreContext
+from workbench.eval.scorers import get_scorer
+from workbench.langs import LANGUAGES, REGIONS, language_name
+from workbench.policy import load_policies, policies_file, policy_text
+
+TASKS = ("classification", "freeform", "verdict")
+GROUNDINGS = ("none", "faq", "policy")
+PLACEHOLDERS = ("text", "labels", "lang_name")
+REQUIRED = ("name", "task", "prompt_template", "scorers", "metrics")
+ITEM_REQUIRED = ("id", "lang", "text", "expected")
+PAYERS = ("customer", "store")
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A validated suite, ready to build prompts for its items."""
+
+    # Suite name from suite.yaml.
+    name: str
+    # One-line description for pickers.
+    description: str
+    # "classification", "freeform" or "verdict".
+    task: str
+    # "none", "faq" or "policy": what is added to the system prompt.
+    grounding: str
+    # Labels for classification suites (empty otherwise).
+    labels: tuple[str, ...]
+    # System prompt, before grounding.
+    system_prompt: str
+    # User message template with {text}, {labels}, {lang_name}.
+    prompt_template: str
+    # Scorer names, in order; the first content scorer defines accuracy.
+    scorers: tuple[str, ...]
+    # Metric names to report.
+    metrics: tuple[str, ...]
+    # Generation cap per answer.
+    max_new_tokens: int
+    # The items, in file order.
+    items: tuple[EvalItem, ...]
+    # The suite folder.
+    path: Path
+    # sha256 over suite.yaml, items.jsonl and the grounding file.
+    hash: str
+    # FAQ grounding text (faq suites), "" otherwise.
+    faq_text: str = ""
+    # Policies file used for policy grounding.
+    policies_path: Path | None = None
+
+    def grounding_text(self, item: EvalItem) -> str:
+        if self.grounding == "faq":
+            return self.faq_text
+        if self.grounding == "policy" and item.region:
+            return policy_text(item.region, self.policies_path)
+        return ""
+
+    def messages(self, item: EvalItem) -> list[dict[str, str]]:
+        """Chat messages for one item: system prompt + grounding, then the filled template."""
+        system = "\n\n".join(p for p in (self.system_prompt.strip(), self.grounding_text(item)) if p)
+        user = self.prompt_template.format(text=item.text, labels=", ".join(self.labels),
+                                           lang_name=language_name(item.lang)).strip()
+        return ([{"role": "system", "content": system}] if system else []) + \
+            [{"role": "user", "content": user}]
+
+    def context(self, item: EvalItem) -> ScoreContext:
+        return ScoreContext(lang=item.lang, expected=item.expected, labels=self.labels)
+
+    def sample(self, limit: int | None) -> list[EvalItem]:
+        """``limit`` items spread over languages and regions (an item that is among the first
+        of its language and of its region comes first); the same limit gives the same items."""
+        if limit is None or limit >= len(self.items):
+            return list(self.items)
+        seen: Counter = Counter()
+        ranked = []
+        for idx, item in enumerate(self.items):
+            seen["lang", item.lang] += 1
+            seen["region", item.region] += 1 if item.region else 0
+            rank = max(seen["lang", item.lang], seen["region", item.region])
+            ranked.append((rank, idx, item))
+        return [item for _, _, item in sorted(ranked, key=lambda r: r[:2])[:max(limit, 0)]]
+
+    def item(self, item_id: str) -> EvalItem:
+        for it in self.items:
+            if it.id == item_id:
+                return it
+        raise UnknownNameError(f"item of suite {self.name}", item_id, [i.id for i in self.items])
+
+
+# ---- finding suites --------------------------------------------------------------------
+def list_suites(root: Path | None = None) -> list[str]:
+    """Names of the suite folders under ``eval_sets/``."""
+    root = root or eval_sets_root()
+    return sorted(p.name for p in root.iterdir() if (p / "suite.yaml").is_file()) if root.is_dir() else []
+
+
+def suite_dir(name_or_path: str | Path) -> Path:
+    """A suite folder from a name under eval_sets/ or a path (to the folder or its suite.yaml)."""
+    path = Path(name_or_path).expanduser()
+    if path.name == "suite.yaml" and path.is_file():
+        return path.parent
+    if (path / "suite.yaml").is_file():
+        return path
+    named = eval_sets_root() / str(name_or_path)
+    if "/" not in str(name_or_path) and (named / "suite.yaml").is_file():
+        return named
+    if path.is_dir():
+        raise SuiteError(f"{path} has no suite.yaml.")
+    raise UnknownNameError("suite", str(name_or_path), list_suites())
+
+
+def load_suite(name_or_path: str | Path) -> Suite:
+    """Load and validate a suite; raises SuiteError with ``file:line`` on any problem."""
+    folder = suite_dir(name_or_path)
+    cfg_path, items_path = folder / "suite.yaml", folder / "items.jsonl"
+    raw_cfg = _read(cfg_path)
+    cfg, lines = _parse_yaml(cfg_path, raw_cfg)
+    _check_config(cfg_path, cfg, lines)
+    if not items_path.is_file():
+        raise SuiteError(f"{items_path}: missing; a suite needs one JSON item per line.")
+    raw_items = _read(items_path)
+    grounding = cfg.get("grounding", "none")
+    faq_text, extra, policies = "", b"", None
+    if grounding == "faq":
+        faq_text, extra = _faq(folder / "faq.yaml")
+    elif grounding == "policy":
+        policies = folder / "policies.yaml" if (folder / "policies.yaml").is_file() else policies_file()
+        extra = policies.read_bytes() if policies.is_file() else b""
+    labels = tuple(cfg.get("labels") or ())
+    items = _parse_items(items_path, raw_items, labels, grounding, policies,
+                         "verdict" in cfg["scorers"])
+    digest = hashlib.sha256(raw_cfg + b"\0" + raw_items + b"\0" + extra).hexdigest()
+    return Suite(name=str(cfg["name"]), description=str(cfg.get("description", "")).strip(),
+                 task=cfg["task"], grounding=grounding, labels=labels,
+                 system_prompt=str(cfg.get("system_prompt") or ""),
+                 prompt_template=str(cfg["prompt_template"]), scorers=tuple(cfg["scorers"]),
+                 metrics=tuple(cfg["metrics"]), max_new_tokens=int(cfg.get("max_new_tokens", 128)),
+                 items=items, path=folder, hash=digest, faq_text=faq_text, policies_path=policies)
+
+
+# ---- suite.yaml ------------------------------------------------------------------------
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise SuiteError(f"{path}: cannot read ({exc.strerror}).") from exc
+
+
+def _parse_yaml(path: Path, raw: bytes) -> tuple[dict, dict[str, int]]:
+    """The mapping plus the line of each top-level key, for error messages."""
+    try:
+        text = raw.decode("utf-8")
+        node = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except UnicodeDecodeError as exc:
+        raise SuiteError(f"{path}: not UTF-8 ({exc.reason}).") from exc
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise SuiteError(f"{where}: invalid YAML: {getattr(exc, 'problem', exc)}.") from exc
+    if not isinstance(data, dict):
+        raise SuiteError(f"{path}:1: suite.yaml must be a mapping of fields.")
+    lines: dict[str, int] = {}
+    for key, value in (node.value if node is not None else []):
+        lines[key.value] = value.start_mark.line + 1
+        if isinstance(value, yaml.SequenceNode):  # "scorers[1]" -> the line of that entry
+            lines.update({f"{key.value}[{i}]": v.start_mark.line + 1 for i, v in enumerate(value.value)})
+    return data, lines
+
+
+def _check_config(path: Path, cfg: dict, lines: dict[str, int]) -> None:
+    def fail(field: str, message: str, at: str | None = None, cause: Exception | None = None) -> None:
+        line = lines.get(at or field, lines.get(field, 1))
+        raise SuiteError(f"{path}:{line}: field '{field}': {message}") from cause
+
+    for field in REQUIRED:
+        if field not in cfg:
+            fail(field, "missing.")
+    if cfg["task"] not in TASKS:
+        fail("task", unknown_name_message("task", str(cfg["task"]), list(TASKS)))
+    if cfg.get("grounding", "none") not in GROUNDINGS:
+        fail("grounding", unknown_name_message("grounding", str(cfg["grounding"]), list(GROUNDINGS)))
+    if cfg["task"] == "classification" and not _str_list(cfg.get("labels")):
+        fail("labels", "a classification suite needs a non-empty list of labels.")
+    for field, check in (("scorers", get_scorer), ("metrics", get_metric)):
+        if not _str_list(cfg[field]):
+            fail(field, "must be a non-empty list of names.")
+        for i, name in enumerate(cfg[field]):
+            try:
+                check(name)
+            except UnknownNameError as exc:
+                fail(field, exc.message, at=f"{field}[{i}]", cause=exc)
+    _check_template(cfg["prompt_template"], fail)
+    mnt = cfg.get("max_new_tokens", 128)
+    if isinstance(mnt, bool) or not isinstance(mnt, int) or mnt < 1:
+        fail("max_new_tokens", f"must be a positive integer, not {mnt!r}.")
+
+
+def _check_template(template: object, fail) -> None:
+    if not isinstance(template, str) or not template.strip():
+        fail("prompt_template", "must be a non-empty string.")
+    try:
+        fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+    except ValueError as exc:
+        fail("prompt_template", f"{exc} (write literal braces as {{{{ and }}}}).")
+    for name in fields:
+        if name not in PLACEHOLDERS:
+            fail("prompt_template", f"unknown placeholder {{{name}}}; use "
+                 + ", ".join("{" + p + "}" for p in PLACEHOLDERS) + ".")
+
+
+def _str_list(value: object) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(v, str) and v for v in value)
+
+
+def _faq(path: Path) -> tuple[str, bytes]:
+    """The FAQ as prompt text, and its bytes for the suite hash."""
+    raw = _read(path)
+    data, _ = _parse_yaml(path, raw)
+    entries = data.get("entries")
+    if not isinstance(entries, list) or not entries:
+        raise SuiteError(f"{path}: field 'entries': a faq grounding needs a list of entries.")
+    store = data.get("store", "the store")
+    lines = [f"Store FAQ ({store}):"]
+    for n, entry in enumerate(entries, 1):
+        if not isinstance(entry, dict) or not entry.get("question") or not entry.get("answer"):
+            raise SuiteError(f"{path}: entries[{n}]: needs a question and an answer.")
+        lines.append(f"Q: {entry['question']}\nA: {entry['answer']}")
+    return "\n\n".join(lines), raw
+
+
+# ---- items.jsonl -----------------------------------------------------------------------
+def _parse_items(path: Path, raw: bytes, labels: tuple[str, ...], grounding: str,
+                 policies: Path | None, verdict: bool) -> tuple[EvalItem, ...]:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SuiteError(f"{path}: not UTF-8 ({exc.reason}).") from exc
+    regions = set(load_policies(policies)) if grounding == "policy" else set(REGIONS)
+    items: list[EvalItem] = []
+    first_line: dict[str, int] = {}
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        item = _parse_item(f"{path}:{lineno}", line, lineno, labels, grounding, regions, verdict)
+        if item.id in first_line:
+            raise SuiteError(f"{path}:{lineno}: field 'id': duplicate id '{item.id}' "
+                             f"(first on line {first_line[item.id]}).")
+        first_line[item.id] = lineno
+        items.append(item)
+    if not items:
+        raise SuiteError(f"{path}: no items.")
+    return tuple(items)
+
+
+def _parse_item(where: str, line: str, lineno: int, labels: tuple[str, ...], grounding: str,
+                regions: set[str], verdict: bool) -> EvalItem:
+    def fail(field: str, message: str) -> None:
+        raise SuiteError(f"{where}: field '{field}': {message}")
+
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise SuiteError(f"{where}: invalid JSON: {exc.msg} (column {exc.colno}).") from exc
+    if not isinstance(obj, dict):
+        raise SuiteError(f"{where}: each line must be a JSON object.")
+    for field in ITEM_REQUIRED:
+        if field not in obj:
+            fail(field, "missing.")
+    for field in ("id", "text"):
+        if not isinstance(obj[field], str) or not obj[field].strip():
+            fail(field, "must be a non-empty string.")
+    if obj["lang"] not in LANGUAGES:
+        fail("lang", unknown_name_message("language", str(obj["lang"]), list(LANGUAGES)))
+    region = obj.get("region")
+    if region is not None and region not in regions:
+        fail("region", unknown_name_message("region", str(region), sorted(regions)))
+    if grounding == "policy" and region is None:
+        fail("region", "missing; a policy-grounded suite needs each item's region.")
+    expected = _parse_expected(obj["expected"], labels, fail)
+    if verdict and expected.eligible is None:
+        fail("expected.eligible", "missing; the verdict scorer needs it.")
+    return EvalItem(id=obj["id"], lang=obj["lang"], text=obj["text"], region=region,
+                    expected=expected, line=lineno)
+
+
+def _parse_expected(exp: object, labels: tuple[str, ...], fail) -> Expected:
+    if not isinstance(exp, dict):
+        fail("expected", "must be an object.")
+    intent = exp.get("intent")
+    if labels and intent is None:
+        fail("expected.intent", "missing; a classification item needs its intent.")
+    if intent is not None and intent not in labels:
+        fail("expected.intent", unknown_name_message("label", str(intent), list(labels)))
+    facts = exp.get("facts", [])
+    if not isinstance(facts, list) or not all(isinstance(f, str) and f.strip() for f in facts):
+        fail("expected.facts", "must be a list of non-empty strings.")
+    eligible, days, payer = exp.get("eligible"), exp.get("days"), exp.get("payer")
+    if eligible is not None and not isinstance(eligible, bool):
+        fail("expected.eligible", f"must be true or false, not {eligible!r}.")
+    if days is not None and (isinstance(days, bool) or not isinstance(days, int) or days < 0):
+        fail("expected.days", f"must be a whole number of days, not {days!r}.")
+    if payer is not None and payer not in PAYERS:
+        fail("expected.payer", unknown_name_message("payer", str(payer), list(PAYERS)))
+    return Expected(intent=intent, facts=tuple(facts), eligible=eligible, days=days, payer=payer)

@@ -1,0 +1,208 @@
+"""Chat tab, arena style: one question, base on the left, an adapter on the right, both streaming.
+
+Both requests go to the same engine at the same moment, so they normally share one batch
+(a mixed-adapter batch over the one copy of the base weights).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import gradio as gr
+
+from workbench.chatlog import ChatTurn, new_conversation_id
+from workbench.engine import BASE_ADAPTER, Request, SamplingParams
+from workbench.errors import WorkbenchError
+from workbench.langs import RTL_LANGUAGES, example_questions, language_choices, region_choices
+from workbench.policy import system_prompt
+from workbench.service import Workbench
+
+STREAM_INTERVAL_S = 0.05
+
+
+@dataclass
+class PaneRun:
+    """One pane's request while it streams."""
+
+    # "left" or "right".
+    pane: str
+    # Variant key: "__base__" or an adapter name.
+    variant: str
+    # The engine request.
+    request: Request
+    # The pane's chat history, ending with the streaming assistant message.
+    history: list[dict]
+
+
+def history_messages(history: list[dict]) -> list[dict[str, str]]:
+    """Chatbot history -> plain chat messages (drops UI metadata)."""
+    return [{"role": m["role"], "content": _text(m["content"])} for m in history
+            if m.get("role") in ("user", "assistant")]
+
+
+def _text(content: object) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):  # Gradio 6 may hand back [{"type": "text", "text": ...}]
+        return "".join(c.get("text", "") for c in content if isinstance(c, dict))
+    return str(content)
+
+
+def stats_line(req: Request) -> str:
+    m = req.metrics
+    if req.error:
+        return f"⚠️ {req.error}"
+    if m.total_ms is None:
+        return "…"
+    tps = m.tokens_per_s
+    parts = [f"latency {m.total_ms:.0f} ms", f"TTFT {m.ttft_ms:.0f} ms",
+             f"{tps:.1f} tok/s" if tps else "– tok/s", f"batch {m.batch_size}",
+             f"{m.completion_tokens} tokens"]
+    if req.finish_reason == "cancelled":
+        parts.append("stopped")
+    return " · ".join(parts)
+
+
+def start_runs(wb: Workbench, text: str, lang: str, region: str, grounded: bool,
+               right_variant: str, left: list[dict], right: list[dict], max_new_tokens: int,
+               temperature: float) -> list[PaneRun]:
+    """Submit the question to both panes' variants at once."""
+    system = {"role": "system", "content": system_prompt(lang, region, grounded)}
+    sampling = SamplingParams(temperature=float(temperature))
+    runs = []
+    for pane, variant, hist in (("left", BASE_ADAPTER, left), ("right", right_variant, right)):
+        msgs = [system, *history_messages(hist), {"role": "user", "content": text}]
+        req = wb.engine.submit(msgs, variant, sampling, int(max_new_tokens))
+        new_hist = [*hist, {"role": "user", "content": text}, {"role": "assistant", "content": ""}]
+        runs.append(PaneRun(pane, variant, req, new_hist))
+    return runs
+
+
+def drain(run: PaneRun) -> None:
+    """Move whatever text arrived into the pane's last message."""
+    while not run.request.stream.empty():
+        piece = run.request.stream.get_nowait()
+        if piece is not None:
+            run.history[-1]["content"] += piece
+
+
+def record_turns(wb: Workbench, runs: list[PaneRun], conv_id: str, text: str, lang: str,
+                 region: str, grounded: bool) -> list[str]:
+    ids = []
+    for run in runs:
+        m = run.request.metrics
+        ids.append(wb.chatlog.record(ChatTurn(
+            conv_id, lang, region, grounded, run.pane, wb.variant_label(run.variant),
+            wb.loaded.name, text, run.request.output_text, m.total_ms, m.ttft_ms,
+            m.tokens_per_s, m.batch_size)))
+    return ids
+
+
+def build_chat_tab(wb: Workbench, tab: gr.Tab) -> None:
+    """Lay out the Chat tab inside ``tab`` and wire its events."""
+    conv_id = gr.State(new_conversation_id)
+    active = gr.State([])  # request ids streaming now, for the Stop button
+    turn_ids = gr.State(["", ""])  # stored answer ids of the last turn, for ratings
+    with gr.Row():
+        lang = gr.Dropdown(language_choices(), value="en", label="Customer language", elem_id="chat-lang")
+        region = gr.Dropdown(region_choices(), value="EU", label="Store region", elem_id="chat-region")
+        grounded = gr.Checkbox(True, label="Ground on region policy", elem_id="chat-grounded")
+        right_variant = gr.Dropdown(wb.variants, value=wb.default_adapter or BASE_ADAPTER,
+                                    label="Right pane variant", elem_id="chat-variant")
+    with gr.Row(equal_height=True):
+        with gr.Column():
+            left_bot = gr.Chatbot(label="Base model", height=380, elem_id="chat-left")
+            left_stats = gr.Markdown("", elem_id="chat-left-stats")
+            left_rating, left_resolved = _rating_row("left")
+        with gr.Column():
+            right_bot = gr.Chatbot(label=pane_label(wb, right_variant.value), height=380,
+                                   elem_id="chat-right")
+            right_stats = gr.Markdown("", elem_id="chat-right-stats")
+            right_rating, right_resolved = _rating_row("right")
+    with gr.Row():
+        example = gr.Dropdown(example_questions("en"), label="Example questions", scale=2,
+                              elem_id="chat-example", allow_custom_value=True)
+        text = gr.Textbox(placeholder="Type a customer question…", label="Customer message",
+                          scale=4, elem_id="chat-input")
+    with gr.Row():
+        send = gr.Button("Send", variant="primary", elem_id="chat-send")
+        stop = gr.Button("Stop", elem_id="chat-stop")
+        clear = gr.Button("New conversation", elem_id="chat-clear")
+    with gr.Accordion("Generation settings", open=False):
+        max_new = gr.Slider(16, 512, value=160, step=16, label="Max new tokens")
+        temperature = gr.Slider(0.0, 1.5, value=0.0, step=0.1, label="Temperature (0 = greedy)")
+
+    def on_send(msg, lang_v, region_v, grounded_v, variant, left, right, conv, max_new_v, temp):
+        msg = (msg or "").strip()
+        if not msg:
+            raise gr.Error("Type a customer question first.")
+        try:
+            runs = start_runs(wb, msg, lang_v, region_v, grounded_v, variant or BASE_ADAPTER,
+                              left or [], right or [], max_new_v, temp)
+        except WorkbenchError as exc:
+            raise gr.Error(exc.message) from exc
+        ids = [r.request.request_id for r in runs]
+        yield "", runs[0].history, runs[1].history, "…", "…", ids, ["", ""]
+        while not all(r.request.done_event.is_set() for r in runs):
+            time.sleep(STREAM_INTERVAL_S)
+            for r in runs:
+                drain(r)
+            yield "", runs[0].history, runs[1].history, "…", "…", ids, ["", ""]
+        for r in runs:
+            drain(r)
+        saved = record_turns(wb, runs, conv, msg, lang_v, region_v, grounded_v)
+        yield ("", runs[0].history, runs[1].history, stats_line(runs[0].request),
+               stats_line(runs[1].request), [], saved)
+
+    outputs = [text, left_bot, right_bot, left_stats, right_stats, active, turn_ids]
+    inputs = [text, lang, region, grounded, right_variant, left_bot, right_bot, conv_id,
+              max_new, temperature]
+    send.click(on_send, inputs, outputs, concurrency_limit=None)
+    text.submit(on_send, inputs, outputs, concurrency_limit=None)
+    stop.click(lambda ids: [wb.engine.cancel(i) for i in ids] and None, active, None)
+    clear.click(lambda: ([], [], "", "", new_conversation_id()), None,
+                [left_bot, right_bot, left_stats, right_stats, conv_id])
+    example.select(lambda q: q, example, text)
+    right_variant.change(lambda v: gr.update(label=pane_label(wb, v)), right_variant, right_bot)
+    lang.change(_on_lang, lang, [example, left_bot, right_bot, text])
+    tab.select(lambda v: gr.update(choices=wb.variants, value=v if v in wb.variants else
+                                   (wb.default_adapter or BASE_ADAPTER)), right_variant, right_variant)
+    for rating, resolved, idx in ((left_rating, left_resolved, 0), (right_rating, right_resolved, 1)):
+        rating.change(_rate(wb, idx, "rating"), [turn_ids, rating], None)
+        resolved.change(_rate(wb, idx, "resolved"), [turn_ids, resolved], None)
+
+
+def pane_label(wb: Workbench, variant: str | None) -> str:
+    if not variant or variant == BASE_ADAPTER:
+        return "Base (sanity check: base vs base)"
+    return f"Adapter {wb.variant_label(variant)}"
+
+
+def _rating_row(pane: str) -> tuple[gr.Radio, gr.Radio]:
+    with gr.Row():
+        rating = gr.Radio([1, 2, 3, 4, 5], label="Rating", elem_id=f"chat-{pane}-rating")
+        resolved = gr.Radio(["yes", "no"], label="Resolved?", elem_id=f"chat-{pane}-resolved")
+    return rating, resolved
+
+
+def _rate(wb: Workbench, idx: int, field: str):
+    def save(ids: list[str], value: object) -> None:
+        if value is None or not ids or not ids[idx]:
+            return
+        try:
+            if field == "rating":
+                wb.chatlog.rate(ids[idx], rating=int(value))
+            else:
+                wb.chatlog.rate(ids[idx], resolved=value == "yes")
+        except WorkbenchError as exc:
+            raise gr.Error(exc.message) from exc
+        gr.Info("Saved.")
+
+    return save
+
+
+def _on_lang(code: str):
+    rtl = code in RTL_LANGUAGES
+    examples = example_questions(code)
+    return (gr.update(choices=examples, value=None), gr.update(rtl=rtl), gr.update(rtl=rtl),
+            gr.update(rtl=rtl))
