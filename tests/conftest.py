@@ -14,6 +14,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
+from workbench.quiet import quiet_imports  # noqa: E402
+
+quiet_imports()
+
 from workbench.adapters.demo import make_random_adapter  # noqa: E402
 from workbench.adapters.registry import Registry  # noqa: E402
 from workbench.chatlog import ChatLog  # noqa: E402

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from workbench.config import engine_preset
 from workbench.engine import BASE_ADAPTER, SamplingParams
 from workbench.langs import LANGUAGES, example_questions
 from workbench.policy import system_prompt
@@ -167,7 +168,9 @@ def sequential_pass(wb: Workbench, prompts: list, variants: list[str], s: BenchS
 
 
 def run_bench(s: BenchSettings, progress: Callable[[str], None] = print) -> BenchReport:
-    wb = Workbench.start(model=s.model, adapters=s.adapters)
+    # Batches as large as the clients in flight, so the engine can serve them all at once.
+    config = engine_preset("throughput").replace(max_batch_size=max(s.concurrency, 1))
+    wb = Workbench.start(model=s.model, adapters=s.adapters, engine_config=config)
     try:
         prompts = bench_prompts(s.requests)
         names = list(wb.engine.adapters)
