@@ -1,7 +1,28 @@
-"""Batched generation engine: one base model, many LoRA adapters, mixed batches."""
-from workbench.engine.engine import Engine, EngineStats, RequestSpec
+"""Batched generation engine: one base model, many LoRA adapters, mixed batches.
+
+The request types are importable without torch (the scheduler and UI need only them); the
+engine itself loads on first use.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from workbench.engine.request import (BASE_ADAPTER, Completion, Request, RequestMetrics,
                                       RequestStatus, SamplingParams)
+
+if TYPE_CHECKING:
+    from workbench.engine.engine import Engine, EngineStats, RequestSpec
+
+_LAZY = {"Engine", "EngineStats", "RequestSpec"}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        from workbench.engine import engine
+
+        return getattr(engine, name)
+    raise AttributeError(f"module 'workbench.engine' has no attribute {name!r}")
+
 
 __all__ = ["BASE_ADAPTER", "Completion", "Engine", "EngineStats", "Request", "RequestMetrics",
            "RequestSpec", "RequestStatus", "SamplingParams"]
