@@ -178,16 +178,20 @@ class Registry:
         folder = Path(folder)
         if not (folder / CONFIG_FILE).is_file():
             raise AdapterError(f"{folder} has no {CONFIG_FILE}; it is not a PEFT adapter folder.")
-        if not self._is_staged(folder):
+        copied = not self._is_staged(folder)
+        if copied:
             staged = self.staging_dir()
             shutil.copytree(folder, staged, dirs_exist_ok=True)
             folder = staged
         target.parent.mkdir(parents=True, exist_ok=True)
+        make_readable(folder)
         try:
             # os.rename onto a missing path is atomic; a concurrent register of the same
             # version makes it fail instead of merging two folders.
             os.rename(folder, target)
         except OSError as exc:
+            if copied:
+                shutil.rmtree(folder, ignore_errors=True)
             raise AdapterError(f"Could not register {name}@{version}: {exc}") from exc
         return self._read(name, target)
 
@@ -208,6 +212,14 @@ class Registry:
         card["eval"] = {**(card.get("eval") or {}), **summary}
         write_json_atomic(version.path / CARD_FILE, card)
         return self._read(version.name, version.path)
+
+
+def make_readable(folder: Path) -> None:
+    """Temp folders are created private (0700); a registered version is readable by all."""
+    os.chmod(folder, 0o755)
+    for f in folder.iterdir():
+        if f.is_file():
+            os.chmod(f, 0o644)
 
 
 def write_json_atomic(path: Path, data: dict) -> None:

@@ -1,0 +1,228 @@
+"""Generate the multilingual support training dialogs in ``data/train/``.
+
+    python -m workbench.adapters.traindata [--out data/train] [--seed 0]
+
+Three files, one per eval task, each line ``{"messages": [...], "lang", "task", ...}``:
+
+- ``intents.jsonl``: a customer message -> exactly one intent label;
+- ``policy.jsonl``: a change-of-mind return request from one of the 12 regions -> a short
+  answer in the customer's language (eligible or not, the region's window, who pays return
+  shipping) ending with the JSON verdict line;
+- ``support.jsonl``: an FAQ question -> a short answer stating the FAQ's facts.
+
+System prompts, grounding and user templates come from each eval suite (``Suite.messages``),
+so the adapter learns exactly the format the eval sends. Verdicts are computed from
+``policies.yaml``. Messages are phrased apart from the eval items, and the script refuses to
+write data that contains any eval item's text.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+from pathlib import Path
+
+from workbench.adapters.phrases_intents import GREETINGS, PRODUCTS, intent_phrases
+from workbench.adapters.phrases_policy import CITIES, PHRASES, REGION_LANGS
+from workbench.adapters.phrases_support import support_pairs
+from workbench.config import REPO_ROOT
+from workbench.eval.schema import EvalItem, Expected
+from workbench.eval.suite import Suite, load_suite
+from workbench.langs import LANGUAGES, REGIONS
+
+DEFAULT_OUT = REPO_ROOT / "data" / "train"
+SUITES = {"intents": "multilingual-intents", "policy": "regional-policy", "support": "multilingual-support"}
+NO_SPACE = {"zh", "ja"}  # scripts that join sentences without spaces
+
+# Per region: (category, state) pairs the policy excludes for a change of mind.
+EXCLUDED: dict[str, list[tuple[str, str]]] = {
+    "EU": [("cosmetics", "opened"), ("custom", "new"), ("perishable", "new")],
+    "GB": [("cosmetics", "opened"), ("custom", "new"), ("perishable", "new")],
+    "US": [("final_sale", "new"), ("software", "opened")],
+    "CN": [("custom", "new"), ("perishable", "new"), ("digital", "new"), ("software", "opened")],
+    "SA": [("electronics", "new"), ("custom", "new"), ("perishable", "new")],
+    "AE": [("electronics", "opened"), ("custom", "new"), ("perishable", "new")],
+    "BR": [],
+    "MX": [("perishable", "new"), ("custom", "new")],
+    "JP": [("regular", "opened"), ("cosmetics", "opened"), ("perishable", "new")],
+    "KR": [("custom", "new")],
+    "AU": [("perishable", "new"), ("custom", "new")],
+    "IN": [("innerwear", "new"), ("perishable", "new"), ("custom", "new")],
+}
+# Regions whose condition ("unused", "unused with tags", value lost through use) refuses used items.
+USED_REFUSED = {"SA", "AE", "KR", "JP"}
+# Items that are fine in a region when new and within the window.
+ACCEPTED: dict[str, list[tuple[str, str]]] = {
+    region: [("regular", "new"), ("regular", "new")]
+    + ([] if region == "SA" else [("electronics", "new")])
+    + ([("custom", "new")] if region == "BR" else [])
+    + ([("cosmetics", "new")] if region in ("EU", "GB") else [])
+    + ([("regular", "opened")] if region not in USED_REFUSED else [])
+    for region in REGIONS
+}
+
+
+# ---- intents -------------------------------------------------------------------------------
+def intent_rows(suite: Suite, rng: random.Random, copies: int = 1) -> list[dict]:
+    rows = []
+    for lang, table in intent_phrases().items():
+        for intent, phrases in table.items():
+            for phrase in phrases:
+                for _ in range(copies):
+                    text = rng.choice(GREETINGS[lang]) + phrase.format(
+                        order=f"#{rng.randint(1000000, 9999999)}", product=rng.choice(PRODUCTS[lang]))
+                    rows.append(_row(suite, lang, text, None, intent, task="intents", intent=intent))
+    return rows
+
+
+# ---- regional policy ----------------------------------------------------------------------
+def policy_rows(suite: Suite, rng: random.Random, per_region: int = 40) -> list[dict]:
+    policies = _policies(suite)
+    rows = []
+    for region in REGIONS:
+        for k in range(per_region):
+            lang = rng.choice(REGION_LANGS[region]) if rng.random() < 0.55 else rng.choice(list(LANGUAGES))
+            rows.append(_policy_row(suite, policies[region], region, lang, rng, k))
+    return rows
+
+
+def _policies(suite: Suite) -> dict[str, dict]:
+    from workbench.policy import load_policies
+
+    return load_policies(suite.policies_path)
+
+
+def _pick_case(region: str, rng: random.Random) -> tuple[str, str, str]:
+    """(category, state, outcome): outcome is ok, no_window, no_excluded or no_condition."""
+    roll = rng.random()
+    if roll < 0.22 and EXCLUDED[region]:
+        return (*rng.choice(EXCLUDED[region]), "no_excluded")
+    if roll < 0.32 and region in USED_REFUSED:
+        state = rng.choice(["used", "opened"]) if region == "JP" else "used"
+        return "regular", state, "no_excluded" if region == "JP" else "no_condition"
+    if roll < 0.58:
+        category, _ = rng.choice([c for c in ACCEPTED[region] if c[1] == "new"])
+        return category, "new", "no_window"
+    return (*rng.choice(ACCEPTED[region]), "ok")
+
+
+def _elapsed(window: int, business: bool, late: bool, rng: random.Random) -> tuple[int, str]:
+    """Days since arrival and how the customer says it (a key of the language's "when")."""
+    if late:
+        n = rng.randint(window + 2, window + 25) if not business else rng.randint(10, 35)
+    else:
+        n = rng.randint(1, window - 1)
+    if n == 1:
+        return n, "yesterday"
+    if business and not late:
+        return n, "bdays"
+    if n % 7 == 0 and rng.random() < 0.6:
+        return n, "weeks"
+    return n, "days"
+
+
+def _policy_row(suite: Suite, pol: dict, region: str, lang: str, rng: random.Random, k: int) -> dict:
+    p = PHRASES[lang]
+    category, state, outcome = _pick_case(region, rng)
+    window, business = int(pol["return_window_days"]), pol.get("window_unit") == "business_days"
+    n, how = _elapsed(window, business, outcome == "no_window", rng)
+    when = p["when"][how].format(n=n // 7 if how == "weeks" else n)
+    item = rng.choice(p["items"][category])
+    parts = [rng.choice(p["open"]).format(city=rng.choice(CITIES[region]))] if rng.random() < 0.75 else []
+    parts.append(rng.choice(p["got"]).format(item=item, when=when))
+    parts.append(rng.choice(p[state]))
+    if rng.random() < 0.7:
+        parts.append(rng.choice(p["mind"]))
+    parts.append(rng.choice(p["ask"]))
+    text = _join(lang, parts)
+    eligible = outcome == "ok"
+    answer = _join(lang, [
+        p["yes"] if eligible else p[outcome],
+        p["window"].format(days=window, unit=p["bdays" if business else "days"],
+                           start=p[pol.get("window_from", "delivery")]),
+        p["payer_store" if pol.get("return_shipping_payer") == "store" else "payer_customer"],
+    ]) + "\n" + json.dumps({"eligible": eligible, "days": window})
+    return _row(suite, lang, text, region, answer, task="policy", region=region,
+                eligible=eligible, days=window, case=f"{category}/{state}/{outcome}")
+
+
+def _join(lang: str, parts: list[str]) -> str:
+    return ("" if lang in NO_SPACE else " ").join(s.strip() for s in parts if s.strip())
+
+
+# ---- support ---------------------------------------------------------------------------------
+def support_rows(suite: Suite, rng: random.Random, per_lang: int = 6) -> list[dict]:
+    rows = []
+    for lang, pairs in support_pairs().items():
+        for entry, questions, answer in rng.sample(pairs, min(per_lang, len(pairs))):
+            rows.append(_row(suite, lang, rng.choice(questions), None, answer, task="support",
+                             faq=entry))
+    return rows
+
+
+# ---- common -----------------------------------------------------------------------------------
+def _row(suite: Suite, lang: str, text: str, where: str | None, answer: str, **meta) -> dict:
+    item = EvalItem(id="train", lang=lang, text=text, region=where, expected=Expected())
+    messages = suite.messages(item) + [{"role": "assistant", "content": answer}]
+    return {"messages": messages, "lang": lang, **meta}
+
+
+def build(seed: int = 0, intent_copies: int = 2, policy_per_region: int = 40,
+          support_per_lang: int = 6) -> dict[str, list[dict]]:
+    """task -> shuffled rows; deterministic for a seed."""
+    rng = random.Random(seed)
+    suites = {task: load_suite(name) for task, name in SUITES.items()}
+    data = {"intents": intent_rows(suites["intents"], rng, intent_copies),
+            "policy": policy_rows(suites["policy"], rng, policy_per_region),
+            "support": support_rows(suites["support"], rng, support_per_lang)}
+    for rows in data.values():
+        rng.shuffle(rows)
+    return data
+
+
+def eval_texts() -> list[str]:
+    """Every eval item's customer text, from all suites under eval_sets/."""
+    from workbench.eval.suite import list_suites
+
+    return [item.text for name in list_suites() for item in load_suite(name).items]
+
+
+def eval_leaks(rows: list[dict], texts: list[str] | None = None) -> list[str]:
+    """Eval item texts that appear anywhere in the training dialogs (should be none)."""
+    blob = "\n".join(m["content"] for r in rows for m in r["messages"])
+    return [t for t in (texts if texts is not None else eval_texts()) if t.strip() and t in blob]
+
+
+def write(data: dict[str, list[dict]], out: Path) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for task, rows in data.items():
+        path = out / f"{task}.jsonl"
+        path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+        paths.append(path)
+    return paths
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--intent-copies", type=int, default=2)
+    ap.add_argument("--policy-per-region", type=int, default=40)
+    ap.add_argument("--support-per-lang", type=int, default=6)
+    args = ap.parse_args(argv)
+    data = build(args.seed, args.intent_copies, args.policy_per_region, args.support_per_lang)
+    leaks = eval_leaks([r for rows in data.values() for r in rows])
+    if leaks:
+        print(f"Refusing to write: {len(leaks)} eval texts appear in the training data, e.g. "
+              f"{leaks[0]!r}", file=sys.stderr)
+        return 1
+    for path in write(data, args.out):
+        print(f"{path}: {sum(1 for _ in path.open(encoding='utf-8'))} dialogs, "
+              f"{path.stat().st_size / 1e6:.2f} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
