@@ -84,3 +84,20 @@ def test_cli_errors_are_clean(cli_env: Path, tmp_path: Path) -> None:
     res = _run("eval", "--suite", str(cli_env), "--variants", "base,zz", "--model", "tiny-glm")
     assert res.exit_code == 2 and "Unknown adapter 'zz'" in res.stderr
     assert "Example: workbench eval --suite" in _run("eval", "--help").stdout
+
+
+def test_full_run_records_eval_summary_on_adapter_card(cli_env: Path) -> None:
+    from workbench.adapters.registry import Registry
+
+    sampled = _run("eval", "--suite", str(cli_env), "--variants", "base,a1", "--model", "tiny-glm",
+                   "--limit", "2", "--json")
+    assert sampled.exit_code == 0
+    assert "eval" not in Registry().resolve("a1@v1").card  # a sample never touches the card
+    full = _run("eval", "--suite", str(cli_env), "--variants", "base,a1@v1", "--model", "tiny-glm",
+                "--json")
+    assert full.exit_code == 0, full.output
+    run_id = json.loads(full.stdout.strip().splitlines()[-1])["run_id"]
+    card = Registry().resolve("a1@v1").card
+    entry = card["eval"]["mini-policy"]
+    assert entry["n"] == 5 and entry["run_id"] == run_id
+    assert 0.0 <= entry["resolution_rate"] <= 1.0

@@ -84,11 +84,40 @@ def eval_cmd(suites: tuple[str, ...], variants: str, limit: int | None, model: s
         bar.close()
         wb.close()
     _print_summary(store, result.run_id)
+    if result.status == "finished" and limit is None and not resume:
+        for ref in record_cards(wb.registry, store, result.run_id):
+            click.echo(f"Recorded the eval summary on {ref}'s card.", err=True)
     if as_json:
         click.echo(json.dumps({"run_id": result.run_id,
                                "variants": {v: s.as_json() for v, s in result.summary.items()}}))
     if result.status != "finished":
         raise WorkbenchError(store.get_run(result.run_id).error or f"Run {result.run_id} failed.")
+
+
+def record_cards(registry, store, run_id: str) -> list[str]:
+    """Put each adapter variant's per-suite headline numbers on its card.json.
+
+    Only full runs count (a --limit sample would misstate the version), so the card always
+    describes whole suites; the run id says where the numbers came from.
+    """
+    from workbench.eval.report import summary_tables
+
+    by_suite = summary_tables(store.results_frame(run_id)).by_suite
+    refs = []
+    for label, rows in by_suite.groupby("variant_label"):
+        if "@" not in str(label):  # the base model has no card
+            continue
+        summary = {row["suite"]: {"accuracy": _round(row.get("accuracy")),
+                                  "resolution_rate": _round(row.get("resolution_rate")),
+                                  "n": int(row["n"]), "run_id": run_id}
+                   for _, row in rows.iterrows()}
+        registry.set_eval_summary(str(label), summary)
+        refs.append(str(label))
+    return refs
+
+
+def _round(value: object) -> float | None:
+    return None if value is None or value != value else round(float(value), 4)
 
 
 def _print_summary(store, run_id: str) -> None:
