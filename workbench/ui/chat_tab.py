@@ -65,10 +65,11 @@ def stats_line(req: Request) -> str:
 
 def start_runs(wb: Workbench, text: str, lang: str, region: str, grounded: bool,
                right_variant: str, left: list[dict], right: list[dict], max_new_tokens: int,
-               temperature: float) -> list[PaneRun]:
+               temperature: float, repetition_penalty: float = 1.0) -> list[PaneRun]:
     """Submit the question to both panes' variants at once."""
     system = {"role": "system", "content": system_prompt(lang, region, grounded)}
-    sampling = SamplingParams(temperature=float(temperature))
+    sampling = SamplingParams(temperature=float(temperature),
+                              repetition_penalty=float(repetition_penalty))
     runs = []
     for pane, variant, hist in (("left", BASE_ADAPTER, left), ("right", right_variant, right)):
         msgs = [system, *history_messages(hist), {"role": "user", "content": text}]
@@ -131,14 +132,17 @@ def build_chat_tab(wb: Workbench, tab: gr.Tab) -> None:
     with gr.Accordion("Generation settings", open=False):
         max_new = gr.Slider(16, 512, value=160, step=16, label="Max new tokens")
         temperature = gr.Slider(0.0, 1.5, value=0.0, step=0.1, label="Temperature (0 = greedy)")
+        # Small models loop on long greedy answers; a mild penalty keeps chat readable
+        # (eval runs use plain greedy decoding).
+        rep_penalty = gr.Slider(1.0, 1.5, value=1.15, step=0.05, label="Repetition penalty")
 
-    def on_send(msg, lang_v, region_v, grounded_v, variant, left, right, conv, max_new_v, temp):
+    def on_send(msg, lang_v, region_v, grounded_v, variant, left, right, conv, max_new_v, temp, rep):
         msg = (msg or "").strip()
         if not msg:
             raise gr.Error("Type a customer question first.")
         try:
             runs = start_runs(wb, msg, lang_v, region_v, grounded_v, variant or BASE_ADAPTER,
-                              left or [], right or [], max_new_v, temp)
+                              left or [], right or [], max_new_v, temp, rep)
         except WorkbenchError as exc:
             raise gr.Error(exc.message) from exc
         ids = [r.request.request_id for r in runs]
@@ -156,7 +160,7 @@ def build_chat_tab(wb: Workbench, tab: gr.Tab) -> None:
 
     outputs = [text, left_bot, right_bot, left_stats, right_stats, active, turn_ids]
     inputs = [text, lang, region, grounded, right_variant, left_bot, right_bot, conv_id,
-              max_new, temperature]
+              max_new, temperature, rep_penalty]
     send.click(on_send, inputs, outputs, concurrency_limit=None)
     text.submit(on_send, inputs, outputs, concurrency_limit=None)
     stop.click(lambda ids: [wb.engine.cancel(i) for i in ids] and None, active, None)
