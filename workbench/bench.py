@@ -12,7 +12,7 @@ import resource
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -204,7 +204,3 @@ def print_report(report: BenchReport, echo: Callable[[str], None] = print) -> No
     for key, value in report.summary().items():
         echo(f"{key}: {value}")
 
-
-def report_dict(report: BenchReport) -> dict:
-    return {"settings": asdict(report.settings), "passes": {k: asdict(v) for k, v in report.passes.items()},
-            **report.summary()}

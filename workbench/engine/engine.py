@@ -90,7 +90,7 @@ class Engine:
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
-        for req in self.scheduler.drain("shutdown"):
+        for req in self.scheduler.drain():
             self._fail(req, "The engine shut down before this request ran.")
 
     def __enter__(self) -> "Engine":

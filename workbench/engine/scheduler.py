@@ -116,7 +116,7 @@ class Scheduler:
                 kept.append(req)
         self._waiting = kept
 
-    def drain(self, reason: str) -> list[Request]:
+    def drain(self) -> list[Request]:
         """Remove every waiting request (shutdown); the caller fails them."""
         with self._cond:
             taken = list(self._waiting)
