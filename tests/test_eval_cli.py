@@ -101,3 +101,5 @@ def test_full_run_records_eval_summary_on_adapter_card(cli_env: Path) -> None:
     entry = card["eval"]["mini-policy"]
     assert entry["n"] == 5 and entry["run_id"] == run_id
     assert 0.0 <= entry["resolution_rate"] <= 1.0
+    line = Registry().resolve("a1@v1").eval_summary
+    assert line == f"mini-policy {entry['resolution_rate']:.1%} (n=5)"

@@ -91,17 +91,26 @@ class AdapterVersion:
 
     @property
     def eval_summary(self) -> str:
-        """One line from the card's "eval" block: ``regional-policy 62.5 · intents 48.0``."""
+        """One line from the card's "eval" block: ``regional-policy 25.0% (n=72) · ...``.
+
+        Per suite it shows the resolution rate (for label suites it equals accuracy); cards
+        store proportions, shown as percentages.
+        """
         ev = self.card.get("eval") or {}
         if isinstance(ev, str):
             return ev
         parts = []
         for suite, value in sorted(ev.items()):
-            if isinstance(value, dict):  # {"metric": value, ...}: show the first metric
-                value = next(iter(value.values()), "")
-            parts.append(f"{suite} {value:.1f}" if isinstance(value, float) else f"{suite} {value}")
+            n = None
+            if isinstance(value, dict):
+                n = value.get("n")
+                value = value.get("resolution_rate", value.get("accuracy", next(iter(value.values()), "")))
+            if isinstance(value, float) and 0.0 <= value <= 1.0:
+                text = f"{value:.1%}"
+            else:
+                text = f"{value:.1f}" if isinstance(value, float) else str(value)
+            parts.append(f"{suite} {text}" + (f" (n={n})" if n else ""))
         return " · ".join(parts)
-
 
 class Registry:
     """Reads the adapters folder; writing versions is done by import/train (never in place)."""
