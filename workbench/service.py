@@ -8,6 +8,7 @@ import logging
 from dataclasses import dataclass, field
 
 from workbench.adapters.registry import AdapterVersion, Registry
+from workbench.adapters.validate import same_model, validate_adapter
 from workbench.chatlog import ChatLog
 from workbench.config import EngineConfig, engine_preset
 from workbench.engine import BASE_ADAPTER, Engine
@@ -61,11 +62,13 @@ class Workbench:
             self.default_adapter = sorted(self.served)[0]
 
     def compatible(self, version: AdapterVersion) -> bool:
+        """Whether the version names this base (the same rule validation applies)."""
         base = version.base_model
-        return not base or base in (self.loaded.model_id, self.loaded.name)
+        return not base or any(same_model(base, ours) for ours in (self.loaded.model_id, self.loaded.name))
 
     def serve(self, version: AdapterVersion) -> None:
-        """Load a registered version into the engine under its adapter name."""
+        """Validate a registered version against the base, then load it under its name."""
+        validate_adapter(version.path, self.loaded)
         self.engine.load_adapter(version.name, version.path)
         self.served[version.name] = version
 

@@ -21,7 +21,7 @@ from workbench.adapters.registry import (AdapterVersion, Registry, parse_ref, ve
                                          write_json_atomic)
 from workbench.adapters.validate import validate_adapter
 from workbench.config import workbench_home
-from workbench.engine import BASE_ADAPTER, lora
+from workbench.engine import BASE_ADAPTER
 from workbench.errors import AdapterError, UnknownNameError
 from workbench.service import Workbench
 
@@ -65,9 +65,7 @@ def load(wb: Workbench, ref: str) -> OpResult:
         if version.name in wb.engine.adapters:
             raise AdapterError(f"An adapter named '{version.name}' is loaded outside the registry; "
                                "unload it first.")
-        validate_adapter(version.path, wb.loaded)
-        wb.engine.load_adapter(version.name, version.path)
-        wb.served[version.name] = version
+        wb.serve(version)
         _push(wb.registry, version.name, version.version)
         if wb.default_adapter is None:
             wb.default_adapter = version.name
@@ -142,15 +140,11 @@ def _swap_locked(wb: Workbench, current: AdapterVersion, target: AdapterVersion,
     if target.version == current.version:
         raise AdapterError(f"{target.ref} is already being served.")
     validate_adapter(target.path, wb.loaded)
-    engine = wb.engine
     try:
-        engine.call_between_batches(
-            lambda: lora.replace_adapter(engine.runner, target.name, target.path, current.path))
+        wb.engine.replace_adapter(target.name, target.path, current.path)
     finally:
-        # replace_adapter restores the old version on failure; should even that fail, the
-        # engine's name list must not promise an adapter that is gone.
-        if target.name not in lora.loaded_adapters(engine.runner):
-            engine._adapter_names = lora.loaded_adapters(engine.runner)  # noqa: SLF001
+        # Should even the restore of the old version fail, wb.served must not name it.
+        if target.name not in wb.engine.adapters:
             wb.served.pop(target.name, None)
     wb.served[target.name] = target
     if record:

@@ -93,7 +93,7 @@ def _card_base(folder: Path) -> str:
         return ""
 
 
-def _same_model(a: str, b: str) -> bool:
+def same_model(a: str, b: str) -> bool:
     """Ids match exactly, or by their last path part (a local copy of the same hub model)."""
     a, b = a.strip().rstrip("/"), b.strip().rstrip("/")
     return bool(a and b) and (a == b or a.rsplit("/", 1)[-1].lower() == b.rsplit("/", 1)[-1].lower())
@@ -105,7 +105,7 @@ def _check_base_id(folder: Path, config: dict, loaded: LoadedModel) -> str:
         raise AdapterError(f"{folder.name}: the adapter does not say which base model it was "
                            "trained for (base_model_name_or_path in adapter_config.json).")
     ours = {loaded.model_id, loaded.name, str(getattr(loaded.model.config, "_name_or_path", ""))}
-    if not any(_same_model(named, o) for o in ours if o):
+    if not any(same_model(named, o) for o in ours if o):
         raise AdapterError(f"{folder.name}: trained for base '{named}', but the loaded base is "
                            f"'{loaded.model_id}'. Load it with --model {named} or pick another adapter.")
     return named

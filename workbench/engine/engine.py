@@ -261,6 +261,18 @@ class Engine:
         self.call_between_batches(lambda: lora.attach_adapter(self.runner, name, Path(path)))
         self._adapter_names = lora.loaded_adapters(self.runner)
 
+    def replace_adapter(self, name: str, new_path: str | Path, old_path: str | Path) -> None:
+        """Serve ``new_path`` under ``name`` instead of ``old_path``, between batches.
+
+        On failure the old version is attached again (see ``lora.replace_adapter``); the
+        name list is refreshed either way, so it never promises an adapter that is gone.
+        """
+        try:
+            self.call_between_batches(
+                lambda: lora.replace_adapter(self.runner, name, Path(new_path), Path(old_path)))
+        finally:
+            self._adapter_names = lora.loaded_adapters(self.runner)
+
     def unload_adapter(self, name: str, drain: bool = False, timeout: float = 60.0) -> None:
         """Unload ``name``; refused while requests for it wait or run, unless ``drain``."""
         if name not in self._adapter_names:
