@@ -9,7 +9,9 @@ from click.testing import CliRunner
 from workbench.cli import main
 from workbench.config import EngineConfig
 from workbench.engine import Engine, RequestStatus
+from workbench.engine.prefix import PrefixCache
 from workbench.models.catalog import load_model, resolve_preset
+from workbench.models.loaded import LoadedModel
 from workbench.models.tiny import build_tiny_glm
 
 QUESTIONS = ["Where is my order?", "我的订单在哪里？", "¿Puedo devolverlo?"]
@@ -29,8 +31,12 @@ def awq_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return dst
 
 
-def msgs(text: str) -> list[dict[str, str]]:
-    return [{"role": "user", "content": text}]
+SYSTEM = "You answer for a store. Returns: 30 days from delivery; refunds within 10 days of receipt."
+
+
+def msgs(text: str, system: str | None = None) -> list[dict[str, str]]:
+    head = [{"role": "system", "content": system}] if system else []
+    return head + [{"role": "user", "content": text}]
 
 
 def test_catalog_detects_awq_folder(awq_dir: Path) -> None:
@@ -39,23 +45,43 @@ def test_catalog_detects_awq_folder(awq_dir: Path) -> None:
     assert loaded.is_awq and loaded.precision == "awq-int4"
 
 
-def test_awq_engine_mixed_batch_equals_rows_alone(awq_dir: Path, make_adapter) -> None:
+def _served(awq_dir: Path, make_adapter, config: EngineConfig) -> Engine:
+    """An engine on the INT4 base serving ``a1``, made on a float twin of the same weights."""
     loaded = load_model(str(awq_dir))
     float_twin = build_tiny_glm("glm", seed=3, hidden=128)[0]
-    # Adapters are made on a float instance and served on the INT4 one.
-    from workbench.models.loaded import LoadedModel
-
     twin = LoadedModel("twin", loaded.model_id, float_twin, loaded.tokenizer, "cpu", "float32")
-    a1 = make_adapter(twin, "a1", seed=1)
-    with Engine(loaded, EngineConfig(max_batch_size=3, max_wait_ms=500)) as engine:
-        engine.load_adapter("a1", a1)
+    engine = Engine(loaded, config).start()
+    engine.load_adapter("a1", make_adapter(twin, "a1", seed=1))
+    return engine
+
+
+def _run(engine: Engine, pairs: list[tuple[str, str | None]], system: str | None = None) -> list:
+    reqs = [engine.submit(msgs(t, system), a, max_new_tokens=8) for t, a in pairs]
+    for r in reqs:
+        assert r.done_event.wait(60) and r.status is RequestStatus.FINISHED
+    assert {r.metrics.batch_size for r in reqs} == {len(pairs)}
+    return reqs
+
+
+def test_awq_engine_mixed_batch_equals_rows_alone(awq_dir: Path, make_adapter) -> None:
+    with _served(awq_dir, make_adapter, EngineConfig(max_batch_size=3, max_wait_ms=500)) as engine:
         pairs = [(QUESTIONS[0], None), (QUESTIONS[1], "a1"), (QUESTIONS[2], "a1")]
-        reqs = [engine.submit(msgs(t), a, max_new_tokens=8) for t, a in pairs]
-        for r in reqs:
-            assert r.done_event.wait(60) and r.status is RequestStatus.FINISHED
-        assert {r.metrics.batch_size for r in reqs} == {3}
+        reqs = _run(engine, pairs)
         for (text, adapter), req in zip(pairs, reqs):
             single = engine.generate(msgs(text), adapter, 8)
             assert single.metrics.batch_size == 1
             assert req.output_text == single.text
         assert engine.generate(msgs(QUESTIONS[0]), "a1", 8).text != reqs[0].output_text
+
+
+def test_awq_prefix_reuse_matches_full_prefill(awq_dir: Path, make_adapter) -> None:
+    config = EngineConfig(max_batch_size=3, max_wait_ms=500, min_prefix_tokens=4)
+    with _served(awq_dir, make_adapter, config) as engine:
+        pairs = [(QUESTIONS[0], None), (QUESTIONS[1], "a1"), (QUESTIONS[2], "a1")]
+        cache, engine.runner.prefixes = engine.runner.prefixes, PrefixCache(0, 4)
+        reference = [r.output_text for r in _run(engine, pairs, SYSTEM)]
+        engine.runner.prefixes = cache
+        _run(engine, pairs, SYSTEM)
+        reused = _run(engine, pairs, SYSTEM)
+        assert [r.output_text for r in reused] == reference
+        assert all(r.metrics.cached_tokens > 0 for r in reused)

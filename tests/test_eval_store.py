@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from workbench.errors import StoreError, UnknownNameError
+from workbench.eval.metrics import get_metric
 from workbench.eval.runner import run_eval
 from workbench.eval.store import EvalStore
 
@@ -100,6 +101,10 @@ def test_results_frame_and_run_record(workbench, suite_dir: Path) -> None:
     assert len(df) == 4 and {"score:facts", "score:language_match", "total_ms"} <= set(df.columns)
     assert df["total_ms"].notna().all()
     assert [r.run_id for r in store.list_runs()] == [result.run_id]
+    # Latency metrics leave out the wait behind the run's own queued items.
+    assert (df["service_ms"] - (df["total_ms"] - df["queue_ms"])).abs().max() < 1e-6
+    assert (df["service_ms"] <= df["total_ms"]).all() and (df["service_ttft_ms"] <= df["service_ms"]).all()
+    assert get_metric("p50_ms")(df).value == pytest.approx(df["service_ms"].median())
 
 
 def test_unknown_variant_lists_known(workbench, suite_dir: Path) -> None:

@@ -107,13 +107,15 @@ def run_op_under_load(wb: Workbench, adapters: list[str | None], op) -> tuple[li
     load = Load(wb, adapters)
     threads = load.run()
     wait_for(lambda: len(load.done) >= 3)
-    t_start = time.monotonic()
-    op()
-    t_end = time.monotonic()
-    wait_for(lambda: sum(r.submitted > t_end for r in load.done) >= 3)
-    load.stop.set()
-    for t in threads:
-        t.join(60)
+    try:
+        t_start = time.monotonic()
+        op()
+        t_end = time.monotonic()
+        wait_for(lambda: sum(r.submitted > t_end for r in load.done) >= 3)
+    finally:  # an op expected to fail must not leave clients running past the engine
+        load.stop.set()
+        for t in threads:
+            t.join(60)
     # The operation really ran under load: requests completed on both sides of it.
     assert any(r.finished < t_start for r in load.done)
     assert any(r.submitted > t_end for r in load.done)

@@ -45,6 +45,10 @@ class EngineConfig:
     max_prompt_tokens: int = 2048
     # Seed for sampling requests so repeated runs match.
     seed: int = 0
+    # Memory (MiB) for reused system-prompt keys/values; 0 turns prefix reuse off.
+    prefix_cache_mb: int = 256
+    # Shorter system prompts are recomputed: reuse would save too little to matter.
+    min_prefix_tokens: int = 32
 
     def replace(self, **changes: object) -> "EngineConfig":
         return dataclasses.replace(self, **changes)
@@ -56,7 +60,7 @@ ENGINE_PRESETS: dict[str, EngineConfig] = {
     # Throughput for eval batches and the benchmark.
     "throughput": EngineConfig(max_batch_size=32, max_wait_ms=50.0, max_queue=1024),
     # Tests: tiny queue so the busy path is easy to reach.
-    "test": EngineConfig(max_batch_size=4, max_wait_ms=5.0, max_queue=8),
+    "test": EngineConfig(max_batch_size=4, max_wait_ms=5.0, max_queue=8, min_prefix_tokens=4),
 }
 
 

@@ -55,6 +55,9 @@ class EngineStats:
     tokens: int = 0
     # Size of the last batch.
     last_batch_size: int = 0
+    # Prompt tokens of finished requests, and how many of them the prefix cache served.
+    prompt_tokens: int = 0
+    cached_tokens: int = 0
 
 
 class Engine:
@@ -137,6 +140,8 @@ class Engine:
         self.stats.completed += len(batch.requests)
         self.stats.tokens += sum(r.metrics.completion_tokens for r in batch.requests)
         self.stats.last_batch_size = len(batch.requests)
+        self.stats.prompt_tokens += sum(r.metrics.prompt_tokens for r in batch.requests)
+        self.stats.cached_tokens += sum(r.metrics.cached_tokens for r in batch.requests)
 
     def _fail(self, req: Request, message: str) -> None:
         req.status, req.error, req.finish_reason = RequestStatus.FAILED, message, "error"

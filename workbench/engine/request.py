@@ -61,6 +61,8 @@ class RequestMetrics:
     tpot_ms: float | None = None
     # Tokens in the templated prompt.
     prompt_tokens: int = 0
+    # Prompt tokens whose keys/values came from the prefix cache (not recomputed).
+    cached_tokens: int = 0
     # Tokens generated.
     completion_tokens: int = 0
     # How many requests shared its generate call.

@@ -1,4 +1,5 @@
-"""Runs one batch through the model: template → left-pad → one generate with per-row adapters.
+"""Runs one batch through the model: template → pad (or reuse the system prompt's cached
+keys/values, see ``prefix``) → one generate with per-row adapters.
 
 Rows of one batch may use different LoRA adapters: PEFT's mixed-adapter batch takes
 ``adapter_names`` (one per row, ``__base__`` for no adapter). When every row is base the
@@ -14,6 +15,8 @@ import torch
 from transformers import GenerationConfig, StoppingCriteriaList
 
 from workbench.config import EngineConfig
+from workbench.engine.prefix import (LayerKV, PrefixCache, PromptIds, build_batch, cache_layers,
+                                     common_prefix_len)
 from workbench.engine.request import BASE_ADAPTER, Request, RequestStatus
 from workbench.engine.scheduler import Batch
 from workbench.engine.streaming import BatchStreamer, RowState, RowStopping
@@ -38,24 +41,76 @@ class ModelRunner:
         self.config = config
         self.model = loaded.model  # becomes a PeftModel once an adapter is loaded
         self.eos_ids = _eos_ids(loaded)
+        self.prefixes = PrefixCache(config.prefix_cache_mb, config.min_prefix_tokens)
         if loaded.tokenizer.pad_token_id is None:
             loaded.tokenizer.pad_token = loaded.tokenizer.eos_token
         loaded.tokenizer.padding_side = "left"
 
-    def encode(self, requests: list[Request]) -> dict[str, torch.Tensor]:
-        """Chat-template and left-pad the batch. ids, mask: [B, T]."""
+    def encode(self, requests: list[Request]) -> dict[str, object]:
+        """Template the batch; rows start from cached system-prompt keys/values when they can."""
+        budget = self.prompt_budget(max(r.max_new_tokens for r in requests))
+        rows = [self._prompt_ids(r) for r in requests]
+        for req, row in zip(requests, rows):
+            req.metrics.prompt_tokens = min(len(row.ids), budget)
+        if self.prefixes.enabled and any(r.prefix_len for r in rows) \
+                and all(len(r.ids) <= budget for r in rows):
+            return self._encode_prefixed(requests, rows)
+        return self._encode_padded(rows, budget)
+
+    def _prompt_ids(self, req: Request) -> PromptIds:
         tok = self.loaded.tokenizer
-        texts = [tok.apply_chat_template(r.messages, add_generation_prompt=True, tokenize=False)
-                 for r in requests]
-        # Over-long prompts lose their oldest tokens, keeping the question and the
-        # generation prompt at the end, and leave room for the answer in the context window.
-        tok.truncation_side = "left"
-        longest = max(r.max_new_tokens for r in requests)
-        enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False,
-                  truncation=True, max_length=self.prompt_budget(longest))
-        for req, mask in zip(requests, enc["attention_mask"]):
-            req.metrics.prompt_tokens = int(mask.sum())
-        return {k: v.to(self.loaded.device) for k, v in enc.items()}
+        text = tok.apply_chat_template(req.messages, add_generation_prompt=True, tokenize=False)
+        ids = tok(text, add_special_tokens=False)["input_ids"]
+        n = 0
+        if self.prefixes.enabled and req.messages[0].get("role") == "system":
+            try:
+                head = tok.apply_chat_template(req.messages[:1], tokenize=False)
+            except Exception:  # templates that insist on a user turn: nothing to reuse
+                head = ""
+            n = common_prefix_len(ids, tok(head, add_special_tokens=False)["input_ids"])
+            n = min(n, len(ids) - 1)  # generate needs at least one token to run
+        return PromptIds(ids, n if n >= self.prefixes.min_tokens else 0, req.adapter_key)
+
+    def _encode_padded(self, rows: list[PromptIds], budget: int) -> dict[str, object]:
+        """Left-pad; over-long prompts lose their oldest tokens, keeping the question and the
+        generation prompt at the end and room for the answer in the context window."""
+        kept = [r.ids[-budget:] for r in rows]
+        width = max(map(len, kept))
+        ids = torch.full((len(rows), width), self.loaded.tokenizer.pad_token_id)  # [B, T]
+        mask = torch.zeros((len(rows), width), dtype=torch.long)  # [B, T]
+        for b, row in enumerate(kept):
+            ids[b, width - len(row):] = torch.tensor(row, dtype=torch.long)
+            mask[b, width - len(row):] = 1
+        return {"input_ids": ids.to(self.loaded.device), "attention_mask": mask.to(self.loaded.device)}
+
+    def _encode_prefixed(self, requests: list[Request], rows: list[PromptIds]) -> dict[str, object]:
+        fresh: dict[tuple[str, tuple[int, ...]], LayerKV] = {}
+        kvs: list[LayerKV | None] = []
+        for req, row in zip(requests, rows):
+            kv = None
+            if row.prefix_len:
+                kv, reused = self._prefix_kv(row, fresh)
+                req.metrics.cached_tokens = row.prefix_len if reused else 0
+            kvs.append(kv)
+        inputs = build_batch(rows, kvs, self.loaded.tokenizer.pad_token_id, self.loaded.model.config)
+        inputs["input_ids"] = inputs["input_ids"].to(self.loaded.device)
+        inputs["attention_mask"] = inputs["attention_mask"].to(self.loaded.device)
+        return inputs
+
+    def _prefix_kv(self, row: PromptIds, fresh: dict) -> tuple[LayerKV, bool]:
+        """The prefix's keys/values and whether they were reused rather than computed now."""
+        key = (row.adapter_key, row.prefix)
+        if key in fresh:
+            return fresh[key], True
+        kv = self.prefixes.get(row)
+        if kv is not None:
+            return kv, True
+        ids = torch.tensor([row.prefix], device=self.loaded.device)  # [1, P]
+        with self._adapter_context([row.adapter_key]) as extra:
+            out = self.model(input_ids=ids, use_cache=True, **extra)
+        kv = fresh[key] = cache_layers(out.past_key_values)
+        self.prefixes.put(row, kv)
+        return kv, False
 
     def prompt_budget(self, max_new_tokens: int) -> int:
         window = getattr(self.loaded.model.config, "max_position_embeddings", None) or 10**6
@@ -64,14 +119,15 @@ class ModelRunner:
     def run(self, batch: Batch) -> list[RowState]:
         """Generate for every row; rows stream as they go. Returns the rows' final state."""
         rows = [RowState(r) for r in batch.requests]
-        inputs = self.encode(batch.requests)
         gen_config = self._generation_config(batch)
         eos = set() if batch.sampling.ignore_eos else self.eos_ids
         streamer = BatchStreamer(rows, self.loaded.tokenizer, eos)
         stopping = StoppingCriteriaList([RowStopping(rows)])
-        with torch.inference_mode(), self._adapter_context(batch) as extra:
-            self.model.generate(**inputs, generation_config=gen_config, streamer=streamer,
-                                stopping_criteria=stopping, **extra)
+        with torch.inference_mode():
+            inputs = self.encode(batch.requests)
+            with self._adapter_context(batch.adapter_keys) as extra:
+                    self.model.generate(**inputs, generation_config=gen_config, streamer=streamer,
+                                    stopping_criteria=stopping, **extra)
         streamer.end()
         return rows
 
@@ -92,8 +148,7 @@ class ModelRunner:
         return cfg
 
     @contextlib.contextmanager
-    def _adapter_context(self, batch: Batch) -> Iterator[dict[str, object]]:
-        keys = batch.adapter_keys
+    def _adapter_context(self, keys: list[str]) -> Iterator[dict[str, object]]:
         if not hasattr(self.model, "peft_config"):
             yield {}
         elif all(k == BASE_ADAPTER for k in keys):

@@ -251,6 +251,11 @@ class EvalStore:
             scores = pd.read_sql_query("SELECT suite, item_id, variant, scorer, passed, detail "
                                        "FROM eval_scores WHERE run_id = ?", db, params=(run_id,))
         answers["expected_intent"] = answers["expected"].map(lambda e: json.loads(e).get("intent"))
+        # A run submits whole suites at once, so an item's wait behind the run's own other
+        # items says nothing about the variant: latencies count from the start of its batch.
+        queue = answers["queue_ms"].fillna(0.0)
+        answers["service_ms"] = answers["total_ms"] - queue
+        answers["service_ttft_ms"] = answers["ttft_ms"] - queue
         if scores.empty:
             return answers
         keys = ["suite", "item_id", "variant"]

@@ -58,6 +58,8 @@ def stats_line(req: Request) -> str:
     parts = [f"latency {m.total_ms:.0f} ms", f"TTFT {m.ttft_ms:.0f} ms",
              f"{tps:.1f} tok/s" if tps else "– tok/s", f"batch {m.batch_size}",
              f"{m.completion_tokens} tokens"]
+    if m.cached_tokens:
+        parts.append(f"{m.cached_tokens} of {m.prompt_tokens} prompt tokens reused")
     if req.finish_reason == "cancelled":
         parts.append("stopped")
     return " · ".join(parts)
