@@ -52,6 +52,9 @@ def test_eval_json_runs_report_export(cli_env: Path, tmp_path: Path) -> None:
         assert summary["n"] == 5 and summary["p50_ms"] > 0
     assert "By language" in res.stdout and "By region" in res.stdout
     run_id = out["run_id"]
+    # Headless runs (stderr not a terminal) log the run id and progress lines.
+    assert f"Run {run_id}: 10 generations (if interrupted: workbench eval --resume {run_id})" in res.stderr
+    assert "Evaluating: 10/10 (100%)" in res.stderr and "Evaluating: 5/10 (50%)" in res.stderr
 
     listing = _run("runs")
     assert listing.exit_code == 0 and run_id in listing.stdout and "10/10" in listing.stdout

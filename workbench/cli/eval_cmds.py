@@ -16,22 +16,43 @@ def _split(values: str) -> list[str]:
 
 
 class _Progress:
-    """A click progress bar on stderr, created on the first callback (when the total is known)."""
+    """Progress on stderr: a click bar on a terminal; in a log (CI, nohup) a line every 5%."""
 
     def __init__(self) -> None:
         self.bar = None
+        self.tty = sys.stderr.isatty()
+        self.started = time.monotonic()
+        self.logged = -1
 
     def __call__(self, done: int, total: int) -> None:
-        if self.bar is None:
+        if not self.tty:
+            self._log(done, total)
+        elif self.bar is None:
             self.bar = click.progressbar(length=total, label="Evaluating", file=sys.stderr,
                                          show_pos=True, show_eta=True)
             self.bar.__enter__()
-        self.bar.update(done - self.bar.pos)
+        if self.bar is not None:
+            self.bar.update(done - self.bar.pos)
+
+    def _log(self, done: int, total: int) -> None:
+        step = max(total // 20, 1)
+        if done // step == self.logged and done < total:
+            return
+        self.logged = done // step
+        elapsed = int(time.monotonic() - self.started)
+        click.echo(f"Evaluating: {done}/{total} ({done / max(total, 1):.0%}), "
+                   f"{elapsed // 60}:{elapsed % 60:02d} elapsed", err=True)
 
     def close(self) -> None:
         if self.bar is not None:
             self.bar.__exit__(None, None, None)
             self.bar = None
+
+
+def _announce(run, started: dict) -> None:
+    started["id"] = run.run_id
+    click.echo(f"Run {run.run_id}: {run.total} generations "
+               f"(if interrupted: workbench eval --resume {run.run_id})", err=True)
 
 
 @click.command("eval")
@@ -75,7 +96,7 @@ def eval_cmd(suites: tuple[str, ...], variants: str, limit: int | None, model: s
     bar, started = _Progress(), {}
     try:
         result = run_eval(wb, loaded, _split(variants), limit=limit, progress=bar,
-                          run_id=resume, store=store, on_start=lambda r: started.update(id=r.run_id))
+                          run_id=resume, store=store, on_start=lambda r: _announce(r, started))
     except KeyboardInterrupt:
         run_id = started.get("id")
         raise WorkbenchError(f"Interrupted. Resume with: workbench eval --resume {run_id}"
