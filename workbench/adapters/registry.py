@@ -112,6 +112,7 @@ class AdapterVersion:
             parts.append(f"{suite} {text}" + (f" (n={n})" if n else ""))
         return " · ".join(parts)
 
+
 class Registry:
     """Reads the adapters folder; writing versions is done by import/train (never in place)."""
 

@@ -43,14 +43,12 @@ class PromptIds:
 
 @dataclass
 class PrefixStats:
-    """Counters of the prefix cache, for the status bar and benchmarks."""
+    """Counters of the prefix cache (reused tokens are counted per request, in its metrics)."""
 
     # Rows whose prefix was found in the cache.
     hits: int = 0
     # Rows whose prefix had to be computed.
     misses: int = 0
-    # Prompt tokens served from the cache instead of a forward pass.
-    tokens_reused: int = 0
     # Entries dropped to stay under the memory budget.
     evictions: int = 0
 
@@ -84,7 +82,6 @@ class PrefixCache:
             return None
         self._entries.move_to_end(key)
         self.stats.hits += 1
-        self.stats.tokens_reused += row.prefix_len
         return kv
 
     def put(self, row: PromptIds, kv: LayerKV) -> None:
@@ -120,22 +117,29 @@ def cache_layers(past: object) -> LayerKV:
     return [(layer.keys, layer.values) for layer in past.layers]
 
 
+def pack_rows(heads: list[list[int]], tails: list[list[int]], pad_id: int,
+              device: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """ids, mask [B, P+S]: each head left-aligned in the first P columns, each tail
+    right-aligned in the last S, mask 0 on every pad. Empty heads give plain left padding."""
+    P, S = max(map(len, heads)), max(map(len, tails))
+    ids = torch.full((len(tails), P + S), pad_id, dtype=torch.long)  # [B, P+S]
+    mask = torch.zeros((len(tails), P + S), dtype=torch.long)  # [B, P+S]
+    for b, (head, tail) in enumerate(zip(heads, tails)):
+        ids[b, :len(head)] = torch.tensor(head, dtype=torch.long)
+        mask[b, :len(head)] = 1
+        ids[b, P + S - len(tail):] = torch.tensor(tail, dtype=torch.long)
+        mask[b, P + S - len(tail):] = 1
+    return ids.to(device), mask.to(device)
+
+
 def build_batch(rows: list[PromptIds], kvs: list[LayerKV | None], pad_id: int,
-                config: PretrainedConfig) -> dict[str, object]:
+                config: PretrainedConfig, device: str) -> dict[str, object]:
     """Model inputs for ``generate``: ids and mask [B, P+S] and a cache of [B, H, P, D]."""
     lens = [r.prefix_len if kv is not None else 0 for r, kv in zip(rows, kvs)]
-    P = max(lens)
-    S = max(len(r.ids) - n for r, n in zip(rows, lens))
-    ids = torch.full((len(rows), P + S), pad_id, dtype=torch.long)  # [B, P+S]
-    mask = torch.zeros((len(rows), P + S), dtype=torch.long)  # [B, P+S]
-    for b, (row, n) in enumerate(zip(rows, lens)):
-        rest = row.ids[n:]
-        ids[b, :n] = torch.tensor(row.ids[:n], dtype=torch.long)
-        mask[b, :n] = 1
-        ids[b, P + S - len(rest):] = torch.tensor(rest, dtype=torch.long)
-        mask[b, P + S - len(rest):] = 1
+    ids, mask = pack_rows([r.ids[:n] for r, n in zip(rows, lens)],
+                          [r.ids[n:] for r, n in zip(rows, lens)], pad_id, device)
     cache = DynamicCache(config=config)
-    for layer, batch_kv in enumerate(_stack_layers(kvs, lens, P)):
+    for layer, batch_kv in enumerate(_stack_layers(kvs, lens, max(lens))):
         cache.update(*batch_kv, layer)
     return {"input_ids": ids, "attention_mask": mask, "past_key_values": cache}
 

@@ -16,7 +16,7 @@ from transformers import GenerationConfig, StoppingCriteriaList
 
 from workbench.config import EngineConfig
 from workbench.engine.prefix import (LayerKV, PrefixCache, PromptIds, build_batch, cache_layers,
-                                     common_prefix_len)
+                                     common_prefix_len, pack_rows)
 from workbench.engine.request import BASE_ADAPTER, Request, RequestStatus
 from workbench.engine.scheduler import Batch
 from workbench.engine.streaming import BatchStreamer, RowState, RowStopping
@@ -52,8 +52,8 @@ class ModelRunner:
         rows = [self._prompt_ids(r) for r in requests]
         for req, row in zip(requests, rows):
             req.metrics.prompt_tokens = min(len(row.ids), budget)
-        if self.prefixes.enabled and any(r.prefix_len for r in rows) \
-                and all(len(r.ids) <= budget for r in rows):
+        # prefix_len is 0 throughout when reuse is off (see _prompt_ids).
+        if any(r.prefix_len for r in rows) and all(len(r.ids) <= budget for r in rows):
             return self._encode_prefixed(requests, rows)
         return self._encode_padded(rows, budget)
 
@@ -74,16 +74,13 @@ class ModelRunner:
     def _encode_padded(self, rows: list[PromptIds], budget: int) -> dict[str, object]:
         """Left-pad; over-long prompts lose their oldest tokens, keeping the question and the
         generation prompt at the end and room for the answer in the context window."""
-        kept = [r.ids[-budget:] for r in rows]
-        width = max(map(len, kept))
-        ids = torch.full((len(rows), width), self.loaded.tokenizer.pad_token_id)  # [B, T]
-        mask = torch.zeros((len(rows), width), dtype=torch.long)  # [B, T]
-        for b, row in enumerate(kept):
-            ids[b, width - len(row):] = torch.tensor(row, dtype=torch.long)
-            mask[b, width - len(row):] = 1
-        return {"input_ids": ids.to(self.loaded.device), "attention_mask": mask.to(self.loaded.device)}
+        ids, mask = pack_rows([[] for _ in rows], [r.ids[-budget:] for r in rows],
+                              self.loaded.tokenizer.pad_token_id, self.loaded.device)
+        return {"input_ids": ids, "attention_mask": mask}  # [B, T] each
 
     def _encode_prefixed(self, requests: list[Request], rows: list[PromptIds]) -> dict[str, object]:
+        # Prefixes computed for this batch, kept here too: rows sharing one must not compute
+        # it again even when the cache refuses or evicts it (a prefix over the whole budget).
         fresh: dict[tuple[str, tuple[int, ...]], LayerKV] = {}
         kvs: list[LayerKV | None] = []
         for req, row in zip(requests, rows):
@@ -92,10 +89,8 @@ class ModelRunner:
                 kv, reused = self._prefix_kv(row, fresh)
                 req.metrics.cached_tokens = row.prefix_len if reused else 0
             kvs.append(kv)
-        inputs = build_batch(rows, kvs, self.loaded.tokenizer.pad_token_id, self.loaded.model.config)
-        inputs["input_ids"] = inputs["input_ids"].to(self.loaded.device)
-        inputs["attention_mask"] = inputs["attention_mask"].to(self.loaded.device)
-        return inputs
+        return build_batch(rows, kvs, self.loaded.tokenizer.pad_token_id, self.loaded.model.config,
+                           self.loaded.device)
 
     def _prefix_kv(self, row: PromptIds, fresh: dict) -> tuple[LayerKV, bool]:
         """The prefix's keys/values and whether they were reused rather than computed now."""
@@ -126,7 +121,7 @@ class ModelRunner:
         with torch.inference_mode():
             inputs = self.encode(batch.requests)
             with self._adapter_context(batch.adapter_keys) as extra:
-                    self.model.generate(**inputs, generation_config=gen_config, streamer=streamer,
+                self.model.generate(**inputs, generation_config=gen_config, streamer=streamer,
                                     stopping_criteria=stopping, **extra)
         streamer.end()
         return rows
