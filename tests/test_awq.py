@@ -30,6 +30,9 @@ from workbench.errors import InputError, MissingExtraError, ModelLoadError  # no
 from workbench.models import awq  # noqa: E402
 from workbench.models.tiny import build_tiny_glm  # noqa: E402
 
+from greedy_match import (assert_greedy_match, assert_near_greedy, logit_tolerance,  # noqa: E402
+                          prompt_ids, teacher_forced_logits)
+
 HIDDEN, GROUP = 128, 32
 CALIB = [
     "Where is my order? It has not arrived yet and I need it for Friday.",
@@ -286,8 +289,12 @@ def test_quantize_to_awq_errors(quantized: Callable[[str], Quantized], tmp_path:
 # --------------------------------------------------------------------------- mixed LoRA batches
 
 def _lora_model(path: Path) -> PeftModel:
-    """The AWQ model at ``path`` with two non-zero LoRA adapters, a1 and a2, on q/v_proj."""
-    model = awq.load_awq_model(path)
+    """The model at ``path`` (AWQ or float) with two non-zero LoRA adapters, a1 and a2, on
+    q/v_proj."""
+    if (path / "config.json").read_text().find('"quant_method"') >= 0:
+        model = awq.load_awq_model(path)
+    else:
+        model = AutoModelForCausalLM.from_pretrained(path).eval()
 
     def config() -> LoraConfig:
         return LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"],
@@ -298,7 +305,9 @@ def _lora_model(path: Path) -> PeftModel:
     torch.manual_seed(2)
     peft_model.add_adapter("a2", config())
     peft_model.eval()
-    assert isinstance(peft_model.base_model.model.model.layers[0].self_attn.q_proj, AwqLoraLinear)
+    if awq.is_awq_model(model):
+        assert isinstance(peft_model.base_model.model.model.layers[0].self_attn.q_proj,
+                          AwqLoraLinear)
     return peft_model
 
 
@@ -355,23 +364,66 @@ def test_enable_awq_mixed_batches_is_idempotent() -> None:
     assert inspect.unwrap(patched) is not patched
 
 
-def test_mixed_batch_generate_matches_rows_alone(lora_model: tuple[PeftModel, Any]) -> None:
-    model, tok = lora_model
+def _greedy(model: PeftModel, enc: dict[str, torch.Tensor],
+            **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """Greedy new tokens [B, S] and the scores they were chosen from [B, S, V] (EOS masked by
+    min_new_tokens shows as a large negative number, the same in every run)."""
+    with torch.inference_mode():
+        out = model.generate(**enc, max_new_tokens=12, min_new_tokens=12, do_sample=False,
+                             output_scores=True, return_dict_in_generate=True, **kwargs)
+    scores = torch.nan_to_num(torch.stack(out.scores, 1).float(), neginf=-1e4)  # [B, S, V]
+    return out.sequences[:, enc["input_ids"].shape[1]:], scores
+
+
+@pytest.fixture(scope="module", params=["awq", "float"])
+def any_lora_model(request: pytest.FixtureRequest,
+                   quantized: Callable[[str], Quantized]) -> tuple[PeftModel, Any]:
+    """The INT4 model with adapters a1, a2, and the float model it was quantized from, likewise."""
+    path, _, tok = quantized("glm")
+    return _lora_model(path if request.param == "awq" else path.parent / "float"), tok
+
+
+def test_mixed_batch_generate_matches_rows_alone(any_lora_model: tuple[PeftModel, Any]) -> None:
+    """Each row of a padded mixed-adapter batch decodes as it does alone, by the rule of
+    tests/greedy_match.py: logits within the dtype tolerance, tokens equal except after a
+    near-tie."""
+    model, tok = any_lora_model
     awq.enable_awq_mixed_batches()
+    tol = logit_tolerance(model)
     names = ["__base__", "a1", "a2"]
     enc = _encode(tok, PROMPTS)
     assert (enc["attention_mask"] == 0).any(), "rows should be left-padded"
-    batched = _generate(model, enc, adapter_names=names)
+    batched, batched_scores = _greedy(model, enc, adapter_names=names)
+    compared = 0
     for i, (prompt, name) in enumerate(zip(PROMPTS, names)):
         with _only(model, name):
-            alone = _generate(model, _encode(tok, [prompt]))
-        assert torch.equal(batched[i], alone[0]), f"row {i} ({name})"
+            alone, alone_scores = _greedy(model, _encode(tok, [prompt]))
+        compared += assert_greedy_match(alone[0].tolist(), alone_scores[0], batched[i].tolist(),
+                                        batched_scores[i], tol, f"row {i} ({name})")
+    assert compared >= 6, "too few steps compared to mean anything"
 
-    # Same prompt on every row: each adapter changes the output, base rows do not.
-    same = _generate(model, _encode(tok, [PROMPTS[0]] * 4), adapter_names=names + ["__base__"])
-    assert torch.equal(same[0], same[3])
-    assert not torch.equal(same[0], same[1]) and not torch.equal(same[0], same[2])
-    assert not torch.equal(same[1], same[2])
+
+def test_mixed_batch_rows_follow_their_own_adapter(any_lora_model: tuple[PeftModel, Any]) -> None:
+    """Same prompt on every row: base rows agree with each other; each adapter row differs
+    from base and from the other adapter by far more than rounding, and is a greedy decode
+    of its own adapter, not of a neighbour's."""
+    model, tok = any_lora_model
+    awq.enable_awq_mixed_batches()
+    tol = logit_tolerance(model)
+    names = ["__base__", "a1", "a2", "__base__"]
+    tokens, scores = _greedy(model, _encode(tok, [PROMPTS[0]] * 4), adapter_names=names)
+    assert_greedy_match(tokens[0].tolist(), scores[0], tokens[3].tolist(), scores[3], tol, "base rows")
+    for i, j in ((0, 1), (0, 2), (1, 2)):
+        gap = float((scores[i, 0] - scores[j, 0]).abs().max())
+        assert gap > 20 * tol, f"rows {i} and {j} share their first-step logits ({gap:.3g})"
+    prompt = prompt_ids(tok, [{"role": "user", "content": PROMPTS[0]}])
+    for i, name in enumerate(names):
+        got = tokens[i].tolist()
+        logits = teacher_forced_logits(model, prompt, got, name)
+        assert_near_greedy(logits, got, tol, f"row {i} ({name})")
+        wrong = names[(i + 1) % 3]
+        with pytest.raises(AssertionError, match="below the best logit"):
+            assert_near_greedy(teacher_forced_logits(model, prompt, got, wrong), got, tol, wrong)
 
 
 def test_mixed_forward_rows_equal_single_adapter_forward(lora_model: tuple[PeftModel, Any]) -> None:

@@ -1,0 +1,1 @@
+"""Maintenance commands for the project itself (not part of serving)."""
