@@ -260,29 +260,35 @@ def test_registry_hides_staging_and_partial_folders(tmp_home: Path) -> None:
 def test_adapters_tab_buttons(workbench: Workbench, tmp_path: Path) -> None:
     import gradio as gr
 
-    from workbench.ui.adapters_tab import build_adapters_tab
+    from workbench.ui import adapters_tab
 
+    workbench.admin_token = "tab-token"
     with gr.Blocks() as demo:
         with gr.Tab("Adapters") as tab:
-            build_adapters_tab(workbench, tab)
+            adapters_tab.build_adapters_tab(workbench, tab)
     ids = {c.get("props", {}).get("elem_id") for c in demo.config["components"]}
     assert {"adapters-table", "adapters-ref", "adapters-load", "adapters-unload", "adapters-rollback",
-            "adapters-default", "adapters-upload"} <= ids
-    load, unload, rollback, default, upload, _select = (f.fn for f in demo.fns.values())
+            "adapters-default", "adapters-upload", "adapters-upload-name", "adapters-upload-version",
+            "adapters-token", "adapters-unlock"} <= ids
+    load, unload, rollback, default, upload = adapters_tab._handlers(workbench)
+    token, _ = adapters_tab.unlock(workbench, "tab-token")
     src = make_random_adapter(fresh_base(), tmp_path / "up", base_model_id="tiny-glm", seed=9, rank=4)
-    rows, _, status = upload(str(zip_folder(src, tmp_path / "up.zip", "a1/v2/")))
-    assert "Registered a1@v2" in status and ["a1@v2"] == [r[0] for r in rows if r[0] == "a1@v2"]
-    rows, _, status = load("a1@v2")
-    assert "v1 -> v2" in status and any(r[0] == "a1@v2" and r[-1] for r in rows)
-    _, _, status = default("a2@v1")
+    status = upload(str(zip_folder(src, tmp_path / "up.zip", "a1/v2/")), "", "", token)
+    assert "Registered a1@v2" in status
+    assert ["a1@v2"] == [r[0] for r in adapters_tab.table_rows(workbench) if r[0] == "a1@v2"]
+    status = load("a1@v2", token)
+    assert "v1 -> v2" in status and any(r[0] == "a1@v2" and r[-1] for r in adapters_tab.table_rows(workbench))
+    status = default("a2@v1")
     assert workbench.default_adapter == "a2" and "a2" in status
-    _, _, status = rollback("a1")
+    rollback("a1", token)
     assert workbench.served["a1"].version == "v1"
     before = snapshot(workbench)
     with pytest.raises(gr.Error, match="Unknown adapter"):
-        load("nope@v1")
+        load("nope@v1", token)
     with pytest.raises(gr.Error, match="Refused upload"):
-        upload(str(_evil_zip(tmp_path / "evil.zip", src, "dotdot")))
+        upload(str(_evil_zip(tmp_path / "evil.zip", src, "dotdot")), "", "", token)
+    with pytest.raises(gr.Error, match="admin token"):
+        unload("a2", False, None)
     assert snapshot(workbench) == before
-    unload("a2", False)
+    unload("a2", False, token)
     assert workbench.engine.adapters == ["a1"]

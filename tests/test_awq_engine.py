@@ -5,10 +5,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from greedy_match import assert_row_near_greedy
 
 from workbench.cli import main
 from workbench.config import EngineConfig
-from workbench.engine import Engine, RequestStatus
+from workbench.engine import BASE_ADAPTER, Engine, RequestStatus
 from workbench.engine.prefix import PrefixCache
 from workbench.models.catalog import load_model, resolve_preset
 from workbench.models.loaded import LoadedModel
@@ -70,8 +71,13 @@ def test_awq_engine_mixed_batch_equals_rows_alone(awq_dir: Path, make_adapter) -
         for (text, adapter), req in zip(pairs, reqs):
             single = engine.generate(msgs(text), adapter, 8)
             assert single.metrics.batch_size == 1
-            assert req.output_text == single.text
+            for tokens in (req.output_token_ids, list(single.token_ids)):  # the tolerance rule
+                assert_row_near_greedy(engine.runner.model, engine.loaded.tokenizer, msgs(text),
+                                       tokens, adapter or BASE_ADAPTER)
         assert engine.generate(msgs(QUESTIONS[0]), "a1", 8).text != reqs[0].output_text
+        with pytest.raises(AssertionError, match="wrong adapter"):  # the rule sees a swapped adapter
+            assert_row_near_greedy(engine.runner.model, engine.loaded.tokenizer, msgs(QUESTIONS[1]),
+                                   reqs[1].output_token_ids, BASE_ADAPTER)
 
 
 def test_awq_prefix_reuse_matches_full_prefill(awq_dir: Path, make_adapter) -> None:
@@ -79,9 +85,30 @@ def test_awq_prefix_reuse_matches_full_prefill(awq_dir: Path, make_adapter) -> N
     with _served(awq_dir, make_adapter, config) as engine:
         pairs = [(QUESTIONS[0], None), (QUESTIONS[1], "a1"), (QUESTIONS[2], "a1")]
         cache, engine.runner.prefixes = engine.runner.prefixes, PrefixCache(0, 4)
-        reference = [r.output_text for r in _run(engine, pairs, SYSTEM)]
+        full = _run(engine, pairs, SYSTEM)
+        assert all(r.metrics.cached_tokens == 0 for r in full)
         engine.runner.prefixes = cache
         _run(engine, pairs, SYSTEM)
         reused = _run(engine, pairs, SYSTEM)
-        assert [r.output_text for r in reused] == reference
+        for (text, adapter), r in zip(pairs, reused):
+            assert_row_near_greedy(engine.runner.model, engine.loaded.tokenizer, msgs(text, SYSTEM),
+                                   r.output_token_ids, adapter or BASE_ADAPTER)
         assert all(r.metrics.cached_tokens > 0 for r in reused)
+
+
+def test_awq_row_joining_mid_decode_keeps_its_adapter(awq_dir: Path, make_adapter) -> None:
+    from workbench.engine import SamplingParams
+
+    with _served(awq_dir, make_adapter, EngineConfig(max_batch_size=3, max_wait_ms=0)) as engine:
+        first = engine.submit(msgs(QUESTIONS[0]), None, SamplingParams(ignore_eos=True), 24)
+        while len(first.output_token_ids) < 4 and not first.done_event.is_set():
+            first.done_event.wait(0.005)
+        late = engine.submit(msgs(QUESTIONS[1]), "a1", max_new_tokens=8)
+        for r in (first, late):
+            assert r.done_event.wait(60) and r.status is RequestStatus.FINISHED, r.error
+        assert late.metrics.batch_size == 2 and first.metrics.completion_tokens == 24
+        eos = sorted(engine.runner.eos_ids)
+        assert_row_near_greedy(engine.runner.model, engine.loaded.tokenizer, msgs(QUESTIONS[0]),
+                               first.output_token_ids, BASE_ADAPTER, banned=eos)
+        assert_row_near_greedy(engine.runner.model, engine.loaded.tokenizer, msgs(QUESTIONS[1]),
+                               late.output_token_ids, "a1")

@@ -7,13 +7,27 @@ from pathlib import Path
 import pytest
 
 pytestmark = pytest.mark.browser
+TOKEN = "browser-admin-token"
+
+
+@pytest.fixture(autouse=True)
+def admin_token(monkeypatch) -> None:
+    """Administration needs a token; set before the workbench and the page are built."""
+    monkeypatch.setenv("WORKBENCH_ADMIN_TOKEN", TOKEN)
 
 
 def test_load_from_adapters_tab_then_pick_it_in_chat(page, workbench, make_adapter) -> None:
     root = Path(os.environ["WORKBENCH_ADAPTERS"])
-    make_adapter(workbench.loaded, "a3", "v1", seed=3, root=root)  # registered, not served
+    from workbench.models.catalog import load_model
+
+    # Made on a separate base: the served model must not be wrapped a second time.
+    make_adapter(load_model("tiny-glm"), "a3", "v1", seed=3, root=root)  # registered, not served
     assert "a3" not in workbench.engine.adapters
     page.get_by_role("tab", name="Adapters").click()
+    page.locator("#adapters-token input").fill(TOKEN)  # asked once per session
+    page.locator("#adapters-unlock").click()
+    page.wait_for_function(
+        "() => (document.getElementById('adapters-status')?.innerText || '').includes('unlocked')")
     ref = page.locator("#adapters-ref input")
     ref.click()
     page.get_by_role("option", name="a3@v1").click()

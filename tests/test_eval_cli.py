@@ -10,6 +10,7 @@ import yaml
 from click.testing import CliRunner
 
 from workbench.cli import main
+from workbench.eval.suite import load_suite
 
 SUITE = {
     "name": "mini-policy", "task": "verdict", "grounding": "none",
@@ -51,6 +52,7 @@ def test_eval_json_runs_report_export(cli_env: Path, tmp_path: Path) -> None:
         assert set(summary) == {"accuracy", "resolution_rate", "p50_ms", "p95_ms", "p99_ms", "n"}
         assert summary["n"] == 5 and summary["p50_ms"] > 0
     assert "By language" in res.stdout and "By region" in res.stdout
+    assert "Against the first variant, same items (paired bootstrap, 95%)" in res.stdout
     run_id = out["run_id"]
     # Headless runs (stderr not a terminal) log the run id and progress lines.
     assert f"Run {run_id}: 10 generations (if interrupted: workbench eval --resume {run_id})" in res.stderr
@@ -101,8 +103,33 @@ def test_full_run_records_eval_summary_on_adapter_card(cli_env: Path) -> None:
     assert full.exit_code == 0, full.output
     run_id = json.loads(full.stdout.strip().splitlines()[-1])["run_id"]
     card = Registry().resolve("a1@v1").card
-    entry = card["eval"]["mini-policy"]
-    assert entry["n"] == 5 and entry["run_id"] == run_id
+    digest = load_suite(cli_env).hash
+    entry = card["eval"][f"mini-policy@{digest[:12]}"]
+    assert entry["n"] == 5 and entry["run_id"] == run_id and entry["suite_hash"] == digest
     assert 0.0 <= entry["resolution_rate"] <= 1.0
     line = Registry().resolve("a1@v1").eval_summary
-    assert line == f"mini-policy {entry['resolution_rate']:.1%} (n=5)"
+    assert line == f"mini-policy [{digest[:8]}] {entry['resolution_rate']:.1%} (n=5)"
+
+
+def test_a_suite_reusing_a_name_gets_its_own_card_entry(cli_env: Path, tmp_path: Path) -> None:
+    """Same suite name, other items: both results stay on the card; a rerun of the same
+    suite replaces only its own entry."""
+    from workbench.adapters.registry import Registry
+
+    other = tmp_path / "custom" / "mini-policy"
+    other.mkdir(parents=True)
+    (other / "suite.yaml").write_text(yaml.safe_dump(SUITE), encoding="utf-8")
+    (other / "items.jsonl").write_text(
+        "\n".join(json.dumps(i, ensure_ascii=False) for i in ITEMS[:3]) + "\n", encoding="utf-8")
+    runs = {}
+    for folder in (cli_env, other, cli_env):
+        res = _run("eval", "--suite", str(folder), "--variants", "a1", "--model", "tiny-glm", "--json")
+        assert res.exit_code == 0, res.output
+        runs[folder] = json.loads(res.stdout.strip().splitlines()[-1])["run_id"]
+    ev = Registry().resolve("a1@v1").card["eval"]
+    by_hash = {e["suite_hash"]: e for e in ev.values()}
+    assert len(ev) == 2 and {e["suite"] for e in ev.values()} == {"mini-policy"}
+    assert by_hash[load_suite(cli_env).hash]["n"] == 5
+    assert by_hash[load_suite(cli_env).hash]["run_id"] == runs[cli_env]  # the rerun replaced it
+    assert by_hash[load_suite(other).hash]["n"] == 3
+    assert by_hash[load_suite(other).hash]["run_id"] == runs[other]

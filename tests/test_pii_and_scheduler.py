@@ -8,7 +8,7 @@ import pytest
 
 from workbench.chatlog import ChatLog, ChatTurn
 from workbench.config import EngineConfig
-from workbench.engine.request import Request, RequestStatus, SamplingParams
+from workbench.engine.request import Priority, Request, SamplingParams
 from workbench.engine.scheduler import Scheduler
 from workbench.errors import BusyError, InputError, StoreError
 from workbench.pii import mask_pii
@@ -36,8 +36,10 @@ def test_ordinary_numbers_stay() -> None:
     assert mask_pii("Card 1234 5678 9012 3456") == "Card 1234 5678 9012 3456"  # fails Luhn
 
 
-def req(sampling: SamplingParams | None = None) -> Request:
-    return Request(messages=[{"role": "user", "content": "hi"}], sampling=sampling or SamplingParams())
+def req(sampling: SamplingParams | None = None, priority: Priority = Priority.INTERACTIVE,
+        adapter: str | None = None) -> Request:
+    return Request(messages=[{"role": "user", "content": "hi"}], sampling=sampling or SamplingParams(),
+                   priority=priority, adapter=adapter)
 
 
 def test_scheduler_never_imports_torch() -> None:
@@ -46,20 +48,30 @@ def test_scheduler_never_imports_torch() -> None:
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-def test_scheduler_batches_fcfs_by_sampling_and_size() -> None:
-    s = Scheduler(EngineConfig(max_batch_size=2, max_wait_ms=0))
+def test_scheduler_admits_interactive_first_then_fcfs_whatever_the_sampling() -> None:
+    s = Scheduler(EngineConfig(max_wait_ms=0))
     hot = SamplingParams(temperature=0.7)
-    a, b, c, d = req(), req(hot), req(), req()
-    for r in (a, b, c, d):
+    e1, e2 = req(priority=Priority.BATCH), req(hot, priority=Priority.BATCH)
+    c1, c2 = req(hot), req()
+    for r in (e1, e2, c1, c2):
         s.add(r)
-    first = s.next_batch()
-    assert first.requests == [a, c]  # oldest decides; same settings join, up to 2
-    assert s.next_batch().requests == [b]
-    assert s.next_batch().requests == [d]
-    assert s.next_batch(timeout=0.01) is None
+    assert s.take(3, lambda r: True) == [c1, c2, e1]  # chat first, then eval in arrival order
+    assert s.take(3, lambda r: True) == [e2]
+    assert s.take(3, lambda r: True) == []
 
 
-def test_scheduler_refuses_when_full_and_drops_cancelled() -> None:
+def test_scheduler_skips_held_adapters_and_requeues_by_arrival() -> None:
+    s = Scheduler(EngineConfig(max_wait_ms=0))
+    a, b, c = req(adapter="a1"), req(), req(adapter="a1")
+    for r in (a, b, c):
+        s.add(r)
+    assert s.take(2, lambda r: r.adapter_key != "a1") == [b]
+    assert s.adapters_waiting() == {"a1"}
+    s.requeue(b)  # preempted: back before c, which arrived later
+    assert s.take(3, lambda r: True) == [a, b, c]
+
+
+def test_scheduler_refuses_when_full_and_hands_back_cancelled() -> None:
     s = Scheduler(EngineConfig(max_queue=2, max_wait_ms=0))
     a, b = req(), req()
     s.add(a)
@@ -67,9 +79,8 @@ def test_scheduler_refuses_when_full_and_drops_cancelled() -> None:
     with pytest.raises(BusyError):
         s.add(req())
     a.cancel()
-    batch = s.next_batch()
-    assert batch.requests == [b]
-    assert a.status is RequestStatus.CANCELLED and a.done_event.is_set()
+    assert s.pop_cancelled() == [a]
+    assert s.take(5, lambda r: True) == [b]
 
 
 def test_chatlog_masks_and_rates(tmp_home) -> None:

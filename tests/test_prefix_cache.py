@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from greedy_match import assert_row_near_greedy
 
 from workbench.config import EngineConfig
 from workbench.engine import Engine, RequestStatus
 from workbench.engine.prefix import PrefixCache, PromptIds
+from workbench.errors import InputError
 from workbench.models.catalog import load_model
 
 FAQ = ("Shipping: orders leave the warehouse within 2 business days. Standard delivery takes 5 to 9 "
@@ -53,8 +55,11 @@ def test_reused_prefix_gives_the_tokens_of_a_full_prefill(mixed_engine) -> None:
     runner.prefixes = cache
     first = run_batch(mixed_engine)  # computes each (adapter, system prompt) once
     second = run_batch(mixed_engine)  # served from the cache
-    assert [r.output_text for r in first] == reference
-    assert [r.output_text for r in second] == reference
+    for r in first + second:  # every row a greedy decode of its own prompt and adapter
+        assert_row_near_greedy(runner.model, mixed_engine.loaded.tokenizer, r.messages,
+                               r.output_token_ids, r.adapter_key)
+    agree = [a.output_text == b for a, b in zip(second, reference)]
+    assert sum(agree) >= 3  # rows part only at near-ties (see greedy_match)
     assert {r.metrics.batch_size for r in first + second} == {4}
     assert [r.metrics.cached_tokens == 0 for r in first] == [True] * 4
     cached = [r.metrics.cached_tokens for r in second]
@@ -77,14 +82,23 @@ def test_adapter_change_drops_cached_prefixes(mixed_engine, make_adapter) -> Non
     assert after == [r.output_text for r in run_batch(mixed_engine)]
 
 
-def test_prompt_over_budget_is_left_truncated_without_reuse() -> None:
+def test_conversation_over_budget_drops_turns_and_keeps_reusing_the_system_prompt() -> None:
     loaded = load_model("tiny-glm")
-    config = EngineConfig(max_batch_size=2, max_wait_ms=200, max_prompt_tokens=48, min_prefix_tokens=4)
+    config = EngineConfig(max_batch_size=2, max_wait_ms=0, max_prompt_tokens=96, min_prefix_tokens=4)
+    history = [m for i in range(5) for m in ({"role": "user", "content": f"Order {i} is late?"},
+                                              {"role": "assistant", "content": f"Order {i} ships today."})]
+    long_chat = [{"role": "system", "content": POLICY}, *history, {"role": "user", "content": "Refund?"}]
     with Engine(loaded, config) as engine:
-        reqs = run_batch(engine, [(FAQ * 3, "Where is my order?", None), (POLICY, "Hi", None)], n=4)
-    assert [r.metrics.prompt_tokens for r in reqs][0] == 48
-    assert all(r.metrics.cached_tokens == 0 for r in reqs)
-    assert len(engine.runner.prefixes) == 0
+        first = engine.submit(long_chat, max_new_tokens=4)
+        assert first.done_event.wait(60)
+        again = engine.submit(long_chat, max_new_tokens=4)  # after the first stored the prefix
+        for r in (first, again):
+            assert r.done_event.wait(60) and r.status is RequestStatus.FINISHED
+            assert r.truncated_turns >= 1 and r.metrics.prompt_tokens <= 96
+        assert again.metrics.cached_tokens == again.prefix_len > 0  # the policy itself stayed whole
+        with pytest.raises(InputError, match="prompt budget"):
+            engine.submit(msgs(FAQ * 6, "Where is my order?"))
+    assert len(engine.runner.prefixes) == 1
 
 
 def _kv(tokens: int) -> list[tuple[torch.Tensor, torch.Tensor]]:

@@ -122,7 +122,7 @@ def test_generated_training_data_has_no_eval_text() -> None:
     assert "Answer with exactly one label" in intents[1]["content"]
     assert intents[2]["content"] in LABELS or "_" in intents[2]["content"]
     policy = data["policy"][0]["messages"][2]["content"]
-    assert json.loads(policy.splitlines()[-1]).keys() == {"eligible", "days"}
+    assert json.loads(policy.splitlines()[-1]).keys() == {"eligible", "days", "payer"}
 
 
 def test_shipped_training_files_have_no_eval_text() -> None:
@@ -146,3 +146,5 @@ def test_policy_verdicts_follow_the_policy_pack() -> None:
         verdict = json.loads(row["messages"][-1]["content"].splitlines()[-1])
         assert verdict["days"] == policies[row["region"]]["return_window_days"]
         assert verdict["eligible"] == row["case"].endswith("/ok")
+        payer = policies[row["region"]].get("return_shipping_payer")
+        assert verdict["payer"] == ("store" if payer == "store" else "customer")

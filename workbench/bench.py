@@ -1,10 +1,13 @@
-"""Benchmark: the batched engine against naive sequential serving, in one run.
+"""Benchmark: the continuous-batching engine against static batching and sequential serving.
 
 Closed loop: ``concurrency`` clients each send a request, wait for its answer, send the next,
-until ``requests`` are done. The engine pass sends them through the batched engine; the
-baseline serves the same clients one request at a time through ``model.generate`` (a lock
-stands for the single-request server), so its latency includes the wait in that queue.
-Every request generates exactly ``new_tokens`` tokens (EOS ignored) so passes compare.
+until ``requests`` are done. The engine pass sends them through the engine; the baseline
+serves the same clients one request at a time through ``model.generate`` (a lock stands for
+the single-request server), so its latency includes the wait in that queue. Every request
+generates exactly ``new_tokens`` tokens (EOS ignored) so passes compare.
+
+Open loop (``bench_open.py``): Poisson arrivals of varied output lengths, one trace through
+the engine, a static-batching baseline and the sequential baseline.
 """
 from __future__ import annotations
 
@@ -56,7 +59,7 @@ class PassResult:
     # Wall time of the pass (s) and tokens generated.
     wall_s: float
     tokens: int
-    # Mean rows per generate call.
+    # Mean rows per decode step.
     mean_batch: float
 
 
@@ -134,15 +137,17 @@ def _result(name: str, lat: list[float], tokens: int, wall: float, mean_batch: f
 def engine_pass(wb: Workbench, name: str, prompts: list, variants: list[str],
                 s: BenchSettings) -> PassResult:
     sampling = SamplingParams(ignore_eos=True)
-    batches_before, done_before = wb.engine.stats.batches, wb.engine.stats.completed
+    steps_before, rows_before = wb.engine.stats.steps, wb.engine.stats.decode_rows
 
     def one(i: int) -> tuple[float, int]:
         c = wb.engine.generate(prompts[i], variants[i % len(variants)], s.new_tokens, sampling)
         return c.metrics.total_ms or 0.0, c.metrics.completion_tokens
 
     lat, tokens, wall = _closed_loop(len(prompts), s.concurrency, one)
-    batches = max(wb.engine.stats.batches - batches_before, 1)
-    return _result(name, lat, tokens, wall, (wb.engine.stats.completed - done_before) / batches)
+    steps = wb.engine.stats.steps - steps_before
+    # A remote backend runs no local decode steps: its mean batch is unknown here (nan).
+    mean = (wb.engine.stats.decode_rows - rows_before) / steps if steps else float("nan")
+    return _result(name, lat, tokens, wall, mean)
 
 
 def sequential_pass(wb: Workbench, prompts: list, variants: list[str], s: BenchSettings) -> PassResult:
@@ -167,10 +172,15 @@ def sequential_pass(wb: Workbench, prompts: list, variants: list[str], s: BenchS
     return _result("sequential", lat, tokens, wall, 1.0)
 
 
-def run_bench(s: BenchSettings, progress: Callable[[str], None] = print) -> BenchReport:
+def run_bench(s: BenchSettings, progress: Callable[[str], None] = print,
+              start: Callable[..., Workbench] | None = None) -> BenchReport:
+    """``start(model, adapters, engine_config)`` picks the backend (default: this process)."""
     # Batches as large as the clients in flight, so the engine can serve them all at once.
     config = engine_preset("throughput").replace(max_batch_size=max(s.concurrency, 1))
-    wb = Workbench.start(model=s.model, adapters=s.adapters, engine_config=config)
+    if start is None:
+        wb = Workbench.start(model=s.model, adapters=s.adapters, engine_config=config)
+    else:
+        wb = start(s.model, s.adapters or None, config)
     try:
         prompts = bench_prompts(s.requests)
         names = list(wb.engine.adapters)

@@ -9,7 +9,7 @@ from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
-from workbench.config import workbench_home
+from workbench.config import db_path
 from workbench.errors import InputError, StoreError
 from workbench.pii import mask_pii
 
@@ -30,10 +30,10 @@ CREATE TABLE IF NOT EXISTS chat_turns (
 );
 CREATE INDEX IF NOT EXISTS chat_turns_conv ON chat_turns(conversation_id);
 """
-
-
-def db_path() -> Path:
-    return workbench_home() / "workbench.sqlite"
+# Columns added after the first release: (name, SQL type); older databases get them on open.
+ADDED_COLUMNS = (("route", "TEXT"),   # route the turn came through (A/B traffic), else NULL
+                 ("arm", "TEXT"),     # the route arm that answered: name@version or base
+                 ("error", "TEXT"))   # why the answer failed, NULL when it did not
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,10 @@ class ChatTurn:
     ttft_ms: float | None = None
     tokens_per_s: float | None = None
     batch_size: int | None = None
+    # Route and arm when the turn was A/B traffic; the error when the answer failed.
+    route: str | None = None
+    arm: str | None = None
+    error: str | None = None
 
 
 class ChatLog:
@@ -71,6 +75,11 @@ class ChatLog:
         self._lock = threading.Lock()
         with self._connect() as db:
             db.executescript(SCHEMA)
+            have = {r[1] for r in db.execute("PRAGMA table_info(chat_turns)")}
+            for name, kind in ADDED_COLUMNS:
+                if name not in have:
+                    db.execute(f"ALTER TABLE chat_turns ADD COLUMN {name} {kind}")
+            db.execute("CREATE INDEX IF NOT EXISTS chat_turns_route ON chat_turns(route)")
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=30)
@@ -81,12 +90,15 @@ class ChatLog:
         turn_id = uuid.uuid4().hex
         row = (turn_id, turn.conversation_id, time.time(), turn.lang, turn.region,
                int(turn.grounded), turn.pane, turn.variant, turn.model,
-               mask_pii(turn.user_text), mask_pii(turn.answer_text), turn.total_ms,
-               turn.ttft_ms, turn.tokens_per_s, turn.batch_size)
+               mask_pii(turn.user_text, turn.region, turn.lang),
+               mask_pii(turn.answer_text, turn.region, turn.lang), turn.total_ms,
+               turn.ttft_ms, turn.tokens_per_s, turn.batch_size, turn.route, turn.arm,
+               turn.error)
         with self._lock, closing(self._connect()) as db, db:
             db.execute("INSERT INTO chat_turns (turn_id, conversation_id, created, lang, region, "
                        "grounded, pane, variant, model, user_text, answer_text, total_ms, ttft_ms, "
-                       "tokens_per_s, batch_size) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", row)
+                       "tokens_per_s, batch_size, route, arm, error) "
+                       "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", row)
         return turn_id
 
     def rate(self, turn_id: str, rating: int | None = None, resolved: bool | None = None) -> None:
@@ -107,6 +119,16 @@ class ChatLog:
         with closing(self._connect()) as db:
             db.row_factory = sqlite3.Row
             return [dict(r) for r in db.execute(query + " ORDER BY created", args)]
+
+
+    def route_turns(self, route: str, since: float | None = None) -> list[dict]:
+        """Turns that came through ``route`` (newer than ``since``), with their arm and ratings."""
+        with closing(self._connect()) as db:
+            db.row_factory = sqlite3.Row
+            rows = db.execute("SELECT turn_id, created, arm, total_ms, ttft_ms, rating, resolved, "
+                              "error FROM chat_turns WHERE route = ? AND created >= ? ORDER BY "
+                              "created", (route, since or 0.0))
+            return [dict(r) for r in rows]
 
 
 def new_conversation_id() -> str:

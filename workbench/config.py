@@ -19,6 +19,11 @@ def workbench_home() -> Path:
     return home
 
 
+def db_path() -> Path:
+    """The workbench database: the chat log and the eval runs store share this one SQLite file."""
+    return workbench_home() / "workbench.sqlite"
+
+
 def adapters_root() -> Path:
     """The adapters registry folder; ``WORKBENCH_ADAPTERS`` overrides the repo's ``adapters/``."""
     env = os.environ.get("WORKBENCH_ADAPTERS")
@@ -29,22 +34,31 @@ def eval_sets_root() -> Path:
     return REPO_ROOT / "eval_sets"
 
 
+def policy_dir() -> Path:
+    """The store's policy pack and FAQ: product data read by chat grounding, eval and training."""
+    return REPO_ROOT / "data" / "policy"
+
+
 @dataclass(frozen=True)
 class EngineConfig:
-    """Settings of the batched engine, passed down whole."""
+    """Settings of the continuous-batching engine, passed down whole."""
 
-    # Most requests that share one generate call.
+    # Most rows decoding at once (slots of the running batch).
     max_batch_size: int = 16
-    # How long the scheduler waits for a batch to fill once a request is pending.
+    # When the engine is idle, how long the first arrival waits for others to share its
+    # prefill; while rows decode, arrivals join at the next step without waiting.
     max_wait_ms: float = 20.0
     # Pending requests beyond this are refused with a busy error instead of queueing forever.
     max_queue: int = 256
     # Upper bound on max_new_tokens a request may ask for.
     max_new_tokens_limit: int = 1024
-    # Prompts longer than this (tokens) are cut from the left, keeping the system prompt.
+    # Prompt budget (tokens); longer conversations lose their oldest whole turns.
     max_prompt_tokens: int = 2048
-    # Seed for sampling requests so repeated runs match.
-    seed: int = 0
+    # Prompt tokens one prefill step processes (over all its rows): longer prompts are
+    # prefilled in chunks, with a decode step of the running rows between chunks.
+    prefill_chunk_tokens: int = 512
+    # Interactive requests may take the slots of batch rows (recomputed later) when full.
+    preempt_batch: bool = True
     # Memory (MiB) for reused system-prompt keys/values; 0 turns prefix reuse off.
     prefix_cache_mb: int = 256
     # Shorter system prompts are recomputed: reuse would save too little to matter.
@@ -55,9 +69,9 @@ class EngineConfig:
 
 
 ENGINE_PRESETS: dict[str, EngineConfig] = {
-    # Interactive chat on a CPU: small batches, short wait so the first token comes quickly.
+    # Interactive chat on a CPU: a few slots, short wait so the first token comes quickly.
     "interactive": EngineConfig(max_batch_size=8, max_wait_ms=10.0),
-    # Throughput for eval batches and the benchmark.
+    # Throughput for eval runs and the benchmark.
     "throughput": EngineConfig(max_batch_size=32, max_wait_ms=50.0, max_queue=1024),
     # Tests: tiny queue so the busy path is easy to reach.
     "test": EngineConfig(max_batch_size=4, max_wait_ms=5.0, max_queue=8, min_prefix_tokens=4),

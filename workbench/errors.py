@@ -79,3 +79,13 @@ def unknown_name_message(kind: str, name: str, known: list[str]) -> str:
         msg += f" Did you mean '{close[0]}'?"
     msg += " Known: " + (", ".join(known) if known else "(none)")
     return msg
+
+
+class AuthError(WorkbenchError):
+    """Missing or wrong credentials (401), or an action that is off or not allowed (403)."""
+
+    exit_code = 5
+
+    def __init__(self, message: str, status: int = 401) -> None:
+        super().__init__(message)
+        self.status = status

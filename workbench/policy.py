@@ -1,4 +1,8 @@
-"""The store's regional return policies, and the system prompts grounded on them."""
+"""The store's regional return policies, and the system prompts grounded on them.
+
+The policy pack (``data/policy/policies.yaml``) and the FAQ (``data/policy/faq.yaml``) are
+product data: chat grounding, the eval suites and the training-data generator all read them.
+"""
 from __future__ import annotations
 
 from functools import lru_cache
@@ -6,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from workbench.config import eval_sets_root
+from workbench.config import policy_dir
 from workbench.errors import UnknownNameError
 from workbench.langs import language_name
 
@@ -17,7 +21,11 @@ BASE_SYSTEM_PROMPT = (
 
 
 def policies_file() -> Path:
-    return eval_sets_root() / "regional-policy" / "policies.yaml"
+    return policy_dir() / "policies.yaml"
+
+
+def faq_file() -> Path:
+    return policy_dir() / "faq.yaml"
 
 
 @lru_cache(maxsize=4)

@@ -13,17 +13,17 @@ from pathlib import Path
 
 import yaml
 
-from workbench.config import REPO_ROOT, eval_sets_root
+from workbench.config import REPO_ROOT
 from workbench.errors import InputError
 from workbench.langs import LANGUAGES, example_questions
-from workbench.policy import load_policies, policy_text
+from workbench.policy import faq_file, load_policies, policy_text
 
 
 def calibration_texts(limit: int = 128, seed: int = 0) -> list[str]:
     """Support text in the 15 languages, shuffled with a fixed seed."""
     texts = [q for lang in LANGUAGES for q in example_questions(lang)]
     texts += [policy_text(region) for region in load_policies()]
-    faq = eval_sets_root() / "multilingual-support" / "faq.yaml"
+    faq = faq_file()
     if faq.exists():
         for entry in (yaml.safe_load(faq.read_text(encoding="utf-8")) or {}).get("entries", []):
             texts.append(f"{entry.get('question', '')}\n{entry.get('answer', '')}")

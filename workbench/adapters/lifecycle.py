@@ -5,30 +5,36 @@ batches, and only then updates ``wb.served`` and the rollback history, so a refu
 operation leaves registry, engine and ``wb.served`` exactly as they were. A request keeps the
 adapter weights it started with: swaps happen between batches, never inside one.
 
-The history (a short stack of versions served per name) is kept in ``WORKBENCH_HOME`` so
-that ``workbench adapters rollback`` in a fresh process, and the next start through
-:func:`pinned_refs`, see what the UI did.
+The history (a short stack of versions served per name, :mod:`lifecycle_history`) is kept
+in ``WORKBENCH_HOME`` so that ``workbench adapters rollback`` in a fresh process, and the
+next start through :func:`pinned_refs`, see what the UI did: after a rollback the next start
+serves the version rolled back to, not the newest. A swap or unload goes through
+``Workbench.exclusive``: requests admitted for the old version end on it, new ones wait.
 """
 from __future__ import annotations
 
-import json
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
-from workbench.adapters.registry import (AdapterVersion, Registry, parse_ref, version_key,
-                                         write_json_atomic)
+from typing import TYPE_CHECKING
+
+from workbench.adapters.lifecycle_history import (HISTORY_LEN, history, pinned_refs, push,
+                                                  save_stack)
+from workbench.adapters.registry import AdapterVersion, Registry, parse_ref, version_key
 from workbench.adapters.validate import validate_adapter
-from workbench.config import workbench_home
 from workbench.engine import BASE_ADAPTER
 from workbench.errors import AdapterError, UnknownNameError
-from workbench.service import Workbench
 
-# Versions remembered per name; rollback can step back this far.
-HISTORY_LEN = 8
+if TYPE_CHECKING:
+    from workbench.service import Workbench
+
+__all__ = ["HISTORY_LEN", "OpResult", "adapter_rows", "history", "load", "pinned_refs",
+           "rollback", "set_default", "swap", "unload"]
 # One lifecycle operation at a time (UI callbacks run on several threads).
 _LOCK = threading.RLock()
+# How long a swap waits for the name's requests in flight before it is refused.
+SWAP_DRAIN_S = 120.0
 
 
 @dataclass(frozen=True)
@@ -66,7 +72,7 @@ def load(wb: Workbench, ref: str) -> OpResult:
             raise AdapterError(f"An adapter named '{version.name}' is loaded outside the registry; "
                                "unload it first.")
         wb.serve(version)
-        _push(wb.registry, version.name, version.version)
+        push(wb.registry, version.name, version.version)
         if wb.default_adapter is None:
             wb.default_adapter = version.name
         return _result(version.name, None, version.version, "load", t0)
@@ -91,8 +97,9 @@ def unload(wb: Workbench, name: str, drain: bool = False, timeout: float = 60.0)
         name, _ = parse_ref(name)  # "name@v1" is accepted too; the version is ignored
         if name not in wb.engine.adapters:
             raise UnknownNameError("loaded adapter", name, wb.engine.adapters)
-        wb.engine.unload_adapter(name, drain=drain, timeout=timeout)
-        before = wb.served.pop(name, None)
+        with wb.exclusive(name, timeout if drain else 0.0):
+            wb.engine.unload_adapter(name, drain=drain, timeout=timeout)
+            before = wb.served.pop(name, None)
         if wb.default_adapter == name:
             wb.default_adapter = sorted(wb.served)[0] if wb.served else None
         return _result(name, before.version if before else None, None, "unload", t0)
@@ -113,7 +120,7 @@ def rollback(wb: Workbench, name: str, to: str | None = None) -> OpResult:
         while stack and stack[-1] != target.version:
             stack.pop()
         result = _swap_locked(wb, current, target, "rollback", t0, record=False)
-        _save_stack(wb.registry, name, stack or [target.version])
+        save_stack(wb.registry, name, stack or [target.version])
         return result
 
 
@@ -140,15 +147,17 @@ def _swap_locked(wb: Workbench, current: AdapterVersion, target: AdapterVersion,
     if target.version == current.version:
         raise AdapterError(f"{target.ref} is already being served.")
     validate_adapter(target.path, wb.loaded)
-    try:
-        wb.engine.replace_adapter(target.name, target.path, current.path)
-    finally:
-        # Should even the restore of the old version fail, wb.served must not name it.
-        if target.name not in wb.engine.adapters:
-            wb.served.pop(target.name, None)
-    wb.served[target.name] = target
+    # Requests admitted for the old version finish on it; new ones wait and get the new one.
+    with wb.exclusive(target.name, SWAP_DRAIN_S):
+        try:
+            wb.engine.replace_adapter(target.name, target.path, current.path)
+        finally:
+            # Should even the restore of the old version fail, wb.served must not name it.
+            if target.name not in wb.engine.adapters:
+                wb.served.pop(target.name, None)
+        wb.served[target.name] = target
     if record:
-        _push(wb.registry, target.name, target.version)
+        push(wb.registry, target.name, target.version)
     return _result(target.name, current.version, target.version, what, t0)
 
 
@@ -167,51 +176,6 @@ def _previous(registry: Registry, current: AdapterVersion) -> AdapterVersion:
 
 def _order(version: AdapterVersion) -> tuple:
     return version_key(version.version)
-
-
-# ---- rollback history, persisted -----------------------------------------------------------
-def _history_file() -> Path:
-    return workbench_home() / "adapter_history.json"
-
-
-def _read_all() -> dict:
-    try:
-        data = json.loads(_history_file().read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _key(registry: Registry) -> str:
-    return str(Path(registry.root).resolve())
-
-
-def history(registry: Registry, name: str) -> list[str]:
-    """Versions served under ``name``, oldest first; the last is the one served now."""
-    stack = _read_all().get(_key(registry), {}).get(name, [])
-    return [v for v in stack if isinstance(v, str)]
-
-
-def _save_stack(registry: Registry, name: str, stack: list[str]) -> None:
-    with _LOCK:
-        data = _read_all()
-        data.setdefault(_key(registry), {})[name] = stack[-HISTORY_LEN:]
-        write_json_atomic(_history_file(), data)
-
-
-def _push(registry: Registry, name: str, version: str) -> None:
-    stack = [v for v in history(registry, name) if v != version]
-    _save_stack(registry, name, [*stack, version])
-
-
-def pinned_refs(registry: Registry) -> list[str]:
-    """``name@version`` last served per name (newest for names never served), to start with."""
-    refs = []
-    for name in registry.names():
-        versions = {v.version for v in registry.versions(name)}
-        pinned = [v for v in history(registry, name) if v in versions]
-        refs.append(f"{name}@{pinned[-1]}" if pinned else registry.versions(name)[-1].ref)
-    return refs
 
 
 # ---- listing ---------------------------------------------------------------------------------

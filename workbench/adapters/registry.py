@@ -91,25 +91,28 @@ class AdapterVersion:
 
     @property
     def eval_summary(self) -> str:
-        """One line from the card's "eval" block: ``regional-policy 25.0% (n=72) · ...``.
+        """One line from the card's "eval" block: ``regional-policy [3f2a9c1e] 25.0% (n=72) · ...``.
 
-        Per suite it shows the resolution rate (for label suites it equals accuracy); cards
-        store proportions, shown as percentages.
+        Per entry it shows the suite, the start of its content hash (entries recorded before
+        hashes were kept show none), and the resolution rate (for label suites it equals
+        accuracy); cards store proportions, shown as percentages.
         """
         ev = self.card.get("eval") or {}
         if isinstance(ev, str):
             return ev
         parts = []
-        for suite, value in sorted(ev.items()):
-            n = None
+        for key, value in sorted(ev.items()):
+            suite, digest, n = key, "", None
             if isinstance(value, dict):
+                suite, digest = str(value.get("suite", key)), str(value.get("suite_hash", ""))
                 n = value.get("n")
                 value = value.get("resolution_rate", value.get("accuracy", next(iter(value.values()), "")))
             if isinstance(value, float) and 0.0 <= value <= 1.0:
                 text = f"{value:.1%}"
             else:
                 text = f"{value:.1f}" if isinstance(value, float) else str(value)
-            parts.append(f"{suite} {text}" + (f" (n={n})" if n else ""))
+            label = f"{suite} [{digest[:8]}]" if digest else suite
+            parts.append(f"{label} {text}" + (f" (n={n})" if n else ""))
         return " · ".join(parts)
 
 
@@ -211,17 +214,37 @@ class Registry:
         except OSError:
             return False
 
-    def set_eval_summary(self, ref: str, summary: dict) -> AdapterVersion:
+    def set_eval_summary(self, ref: str, results: list[dict]) -> AdapterVersion:
         """Record eval results on a version's card; the only card field that may change later.
 
-        ``summary`` maps suite name -> headline number (or a dict of metric -> number). The
-        weights and the rest of the card stay as registered.
+        Each result is a dict of metric -> number with the ``suite`` name and ``suite_hash``
+        (the sha256 of its files). Entries are keyed by both (:func:`eval_key`), so a suite
+        folder that reuses a shipped suite's name with other items gets its own entry; only a
+        rerun of the very same suite replaces its entry. The weights and the rest of the card
+        stay as registered.
         """
+        for result in results:
+            if not result.get("suite") or not result.get("suite_hash"):
+                raise AdapterError("An eval result for a card needs its suite name and suite_hash.")
         version = self.resolve(ref)
         card = dict(version.card)
-        card["eval"] = {**(card.get("eval") or {}), **summary}
+        ev = dict(card.get("eval") or {})
+        for result in results:
+            ev[eval_key(ev, result["suite"], result["suite_hash"])] = dict(result)
+        card["eval"] = ev
         write_json_atomic(version.path / CARD_FILE, card)
         return self._read(version.name, version.path)
+
+
+def eval_key(entries: dict, suite: str, suite_hash: str) -> str:
+    """``suite@<first 12 hex of its hash>``; longer when another entry already holds that key
+    for a different hash, so no two suites ever share an entry."""
+    for width in (12, 24, len(suite_hash)):
+        key = f"{suite}@{suite_hash[:width]}"
+        held = entries.get(key)
+        if not isinstance(held, dict) or held.get("suite_hash") in (None, suite_hash):
+            return key
+    return f"{suite}@{suite_hash}"
 
 
 def make_readable(folder: Path) -> None:

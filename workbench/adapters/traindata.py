@@ -10,10 +10,12 @@ Three files, one per eval task, each line ``{"messages": [...], "lang", "task", 
   shipping) ending with the JSON verdict line;
 - ``support.jsonl``: an FAQ question -> a short answer stating the FAQ's facts.
 
-System prompts, grounding and user templates come from each eval suite (``Suite.messages``),
-so the adapter learns exactly the format the eval sends. Verdicts are computed from
-``policies.yaml``. Messages are phrased apart from the eval items, and the script refuses to
-write data that contains any eval item's text.
+Customer messages and answers are put together from the phrase files in ``data/phrases/``
+(one per task, plus ``regions.yaml``). System prompts, grounding and user templates come from
+each eval suite (``Suite.messages``), so the adapter learns exactly the format the eval sends.
+Verdicts are computed from the policy pack (``data/policy/policies.yaml``). Messages are
+phrased apart from the eval items, and the script refuses to write data that contains any
+eval item's text.
 """
 from __future__ import annotations
 
@@ -21,17 +23,19 @@ import argparse
 import json
 import random
 import sys
+from functools import lru_cache
 from pathlib import Path
 
-from workbench.adapters.phrases_intents import GREETINGS, PRODUCTS, intent_phrases
-from workbench.adapters.phrases_policy import CITIES, PHRASES, REGION_LANGS
-from workbench.adapters.phrases_support import support_pairs
+import yaml
+
 from workbench.config import REPO_ROOT
+from workbench.errors import InputError, WorkbenchError
 from workbench.eval.schema import EvalItem, Expected
 from workbench.eval.suite import Suite, load_suite
 from workbench.langs import LANGUAGES, REGIONS
 
 DEFAULT_OUT = REPO_ROOT / "data" / "train"
+PHRASES_DIR = REPO_ROOT / "data" / "phrases"
 SUITES = {"intents": "multilingual-intents", "policy": "regional-policy", "support": "multilingual-support"}
 NO_SPACE = {"zh", "ja"}  # scripts that join sentences without spaces
 
@@ -63,15 +67,37 @@ ACCEPTED: dict[str, list[tuple[str, str]]] = {
 }
 
 
+# ---- phrase files ---------------------------------------------------------------------------
+@lru_cache(maxsize=None)
+def phrases(name: str) -> dict[str, dict]:
+    """``data/phrases/<name>.yaml``: language (or region, for ``regions``) -> its entries."""
+    path = PHRASES_DIR / f"{name}.yaml"
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise InputError(f"{path}: cannot read the phrase file ({exc}).") from exc
+    expected = REGIONS if name == "regions" else LANGUAGES
+    missing = [key for key in expected if not isinstance((data or {}).get(key), dict)]
+    if missing:
+        raise InputError(f"{path}: no entries for {', '.join(missing)}.")
+    return data
+
+
+def _greeting(lang: str, rng: random.Random) -> str:
+    """One of the language's greetings or none, each as likely."""
+    return rng.choice([""] + list(phrases("intents")[lang]["greetings"]))
+
+
 # ---- intents -------------------------------------------------------------------------------
 def intent_rows(suite: Suite, rng: random.Random, copies: int = 1) -> list[dict]:
     rows = []
-    for lang, table in intent_phrases().items():
-        for intent, phrases in table.items():
-            for phrase in phrases:
+    for lang, entry in phrases("intents").items():
+        for intent, texts in entry["intents"].items():
+            for phrase in texts:
                 for _ in range(copies):
-                    text = rng.choice(GREETINGS[lang]) + phrase.format(
-                        order=f"#{rng.randint(1000000, 9999999)}", product=rng.choice(PRODUCTS[lang]))
+                    greeting = _greeting(lang, rng)
+                    text = _join(lang, [greeting, phrase.format(
+                        order=f"#{rng.randint(1000000, 9999999)}", product=rng.choice(entry["products"]))])
                     rows.append(_row(suite, lang, text, None, intent, task="intents", intent=intent))
     return rows
 
@@ -82,7 +108,8 @@ def policy_rows(suite: Suite, rng: random.Random, per_region: int = 40) -> list[
     rows = []
     for region in REGIONS:
         for k in range(per_region):
-            lang = rng.choice(REGION_LANGS[region]) if rng.random() < 0.55 else rng.choice(list(LANGUAGES))
+            lang = (rng.choice(phrases("regions")[region]["languages"]) if rng.random() < 0.55
+                    else rng.choice(list(LANGUAGES)))
             rows.append(_policy_row(suite, policies[region], region, lang, rng, k))
     return rows
 
@@ -108,7 +135,7 @@ def _pick_case(region: str, rng: random.Random) -> tuple[str, str, str]:
 
 
 def _elapsed(window: int, business: bool, late: bool, rng: random.Random) -> tuple[int, str]:
-    """Days since arrival and how the customer says it (a key of the language's "when")."""
+    """Days since arrival and how the customer says it (a key of the language's ``when``)."""
     if late:
         n = rng.randint(window + 2, window + 25) if not business else rng.randint(10, 35)
     else:
@@ -116,33 +143,36 @@ def _elapsed(window: int, business: bool, late: bool, rng: random.Random) -> tup
     if n == 1:
         return n, "yesterday"
     if business and not late:
-        return n, "bdays"
+        return n, "business_days"
     if n % 7 == 0 and rng.random() < 0.6:
         return n, "weeks"
     return n, "days"
 
 
 def _policy_row(suite: Suite, pol: dict, region: str, lang: str, rng: random.Random, k: int) -> dict:
-    p = PHRASES[lang]
+    entry = phrases("policy")[lang]
+    ask, say = entry["request"], entry["answer"]
     category, state, outcome = _pick_case(region, rng)
     window, business = int(pol["return_window_days"]), pol.get("window_unit") == "business_days"
     n, how = _elapsed(window, business, outcome == "no_window", rng)
-    when = p["when"][how].format(n=n // 7 if how == "weeks" else n)
-    item = rng.choice(p["items"][category])
-    parts = [rng.choice(p["open"]).format(city=rng.choice(CITIES[region]))] if rng.random() < 0.75 else []
-    parts.append(rng.choice(p["got"]).format(item=item, when=when))
-    parts.append(rng.choice(p[state]))
+    when = ask["when"][how].format(n=n // 7 if how == "weeks" else n)
+    item = rng.choice(entry["items"][category])
+    cities = phrases("regions")[region]["cities"]
+    parts = [rng.choice(ask["opener"]).format(city=rng.choice(cities))] if rng.random() < 0.75 else []
+    parts.append(rng.choice(ask["received"]).format(item=item, when=when))
+    parts.append(rng.choice(ask["state"][state]))
     if rng.random() < 0.7:
-        parts.append(rng.choice(p["mind"]))
-    parts.append(rng.choice(p["ask"]))
+        parts.append(rng.choice(ask["change_of_mind"]))
+    parts.append(rng.choice(ask["question"]))
     text = _join(lang, parts)
     eligible = outcome == "ok"
+    payer = "store" if pol.get("return_shipping_payer") == "store" else "customer"
     answer = _join(lang, [
-        p["yes"] if eligible else p[outcome],
-        p["window"].format(days=window, unit=p["bdays" if business else "days"],
-                           start=p[pol.get("window_from", "delivery")]),
-        p["payer_store" if pol.get("return_shipping_payer") == "store" else "payer_customer"],
-    ]) + "\n" + json.dumps({"eligible": eligible, "days": window})
+        say["eligible"] if eligible else say["refused"][outcome],
+        say["window"].format(days=window, unit=say["unit"]["business_days" if business else "days"],
+                             start=say["start"][pol.get("window_from", "delivery")]),
+        say["payer"][payer],
+    ]) + "\n" + json.dumps({"eligible": eligible, "days": window, "payer": payer})
     return _row(suite, lang, text, region, answer, task="policy", region=region,
                 eligible=eligible, days=window, case=f"{category}/{state}/{outcome}")
 
@@ -154,10 +184,11 @@ def _join(lang: str, parts: list[str]) -> str:
 # ---- support ---------------------------------------------------------------------------------
 def support_rows(suite: Suite, rng: random.Random, per_lang: int = 6) -> list[dict]:
     rows = []
-    for lang, pairs in support_pairs().items():
-        for entry, questions, answer in rng.sample(pairs, min(per_lang, len(pairs))):
-            rows.append(_row(suite, lang, rng.choice(questions), None, answer, task="support",
-                             faq=entry))
+    for lang, entries in phrases("support").items():
+        for faq_id in rng.sample(list(entries), min(per_lang, len(entries))):
+            entry = entries[faq_id]
+            rows.append(_row(suite, lang, rng.choice(entry["questions"]), None, entry["answer"],
+                             task="support", faq=faq_id))
     return rows
 
 
@@ -212,7 +243,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--policy-per-region", type=int, default=40)
     ap.add_argument("--support-per-lang", type=int, default=6)
     args = ap.parse_args(argv)
-    data = build(args.seed, args.intent_copies, args.policy_per_region, args.support_per_lang)
+    try:
+        data = build(args.seed, args.intent_copies, args.policy_per_region, args.support_per_lang)
+    except WorkbenchError as exc:
+        print(exc.message, file=sys.stderr)
+        return 1
     leaks = eval_leaks([r for rows in data.values() for r in rows])
     if leaks:
         print(f"Refusing to write: {len(leaks)} eval texts appear in the training data, e.g. "

@@ -3,9 +3,12 @@
 Every check reads files and module attributes only: nothing is loaded into the engine and
 the registry is not touched, so a bad adapter is refused with a specific
 :class:`AdapterError` while serving goes on. The checks, in order: the folder and its
-files exist; ``adapter_config.json`` is a LoRA config naming this base; the safetensors
-file opens and holds only LoRA matrices; each matrix pair fits its target module's
-in/out features; every configured target module exists in the base.
+files exist; ``adapter_config.json`` is a LoRA config whose every setting is on the
+whitelist of :mod:`workbench.adapters.config_rules` (nothing that writes into the shared
+base, rank under the cap, safe regular expressions) and names this base; the safetensors
+file is under the size cap, opens and holds only LoRA matrices; each matrix pair fits its
+target module's in/out features with a rank under the cap; every configured target module
+exists in the base.
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from pathlib import Path
 from safetensors import SafetensorError, safe_open
 from torch import nn
 
+from workbench.adapters.config_rules import AdapterLimits, check_config
 from workbench.adapters.registry import CARD_FILE, CONFIG_FILE, WEIGHTS_FILE
 from workbench.errors import AdapterError
 from workbench.models.loaded import LoadedModel
@@ -45,22 +49,24 @@ class AdapterReport:
     size_bytes: int
 
 
-def validate_adapter(path: str | Path, loaded: LoadedModel) -> AdapterReport:
+def validate_adapter(path: str | Path, loaded: LoadedModel,
+                     limits: AdapterLimits | None = None) -> AdapterReport:
     """Raise AdapterError naming the first problem, or describe a servable adapter."""
+    limits = limits or AdapterLimits()
     folder = Path(path)
     if not folder.is_dir():
         raise AdapterError(f"Adapter folder {folder} does not exist.")
-    config = read_config(folder)
+    config = read_config(folder, limits)
     base_id = _check_base_id(folder, config, loaded)
-    shapes = read_shapes(folder)
-    modules = _check_shapes(shapes, loaded.model, config)
+    shapes = read_shapes(folder, limits)
+    modules = _check_shapes(shapes, loaded.model, config, limits)
     _check_targets(config, loaded.model)
     size = sum(f.stat().st_size for f in folder.iterdir() if f.is_file())
     params = sum(_numel(s) for _, s in shapes.values())
     return AdapterReport(base_id, int(config["r"]), tuple(sorted(modules)), len(shapes), params, size)
 
 
-def read_config(folder: Path) -> dict:
+def read_config(folder: Path, limits: AdapterLimits | None = None) -> dict:
     """adapter_config.json, checked to be a plain LoRA config the engine can batch."""
     cfg_file = folder / CONFIG_FILE
     if not cfg_file.is_file():
@@ -75,14 +81,7 @@ def read_config(folder: Path) -> dict:
     if str(config.get("peft_type", "")).upper() != "LORA":
         raise AdapterError(f"{folder.name}: only LoRA adapters are supported, this one is "
                            f"{config.get('peft_type')!r}.")
-    if not isinstance(config.get("r"), int) or config["r"] <= 0:
-        raise AdapterError(f"{folder.name}: {CONFIG_FILE} needs a positive integer rank 'r'.")
-    if config.get("use_dora"):
-        # peft cannot mix DoRA adapters with others in one batch.
-        raise AdapterError(f"{folder.name}: DoRA adapters cannot be served in mixed batches.")
-    if config.get("modules_to_save"):
-        raise AdapterError(f"{folder.name}: adapters with modules_to_save replace base weights "
-                           "and cannot share one copy of the base; retrain without them.")
+    check_config(config, folder.name, limits or AdapterLimits())
     return config
 
 
@@ -111,12 +110,16 @@ def _check_base_id(folder: Path, config: dict, loaded: LoadedModel) -> str:
     return named
 
 
-def read_shapes(folder: Path) -> dict[str, tuple[str, list[int]]]:
+def read_shapes(folder: Path, limits: AdapterLimits | None = None) -> dict[str, tuple[str, list[int]]]:
     """Key -> (dtype, shape) from the safetensors header, without reading the tensors."""
+    limits = limits or AdapterLimits()
     weights = folder / WEIGHTS_FILE
     if not weights.is_file():
         raise AdapterError(f"{folder.name}: {WEIGHTS_FILE} is missing (only safetensors weights "
                            "are accepted, never pickled .bin files).")
+    if weights.stat().st_size > limits.max_weights_bytes:
+        raise AdapterError(f"{folder.name}: {WEIGHTS_FILE} is {weights.stat().st_size >> 20} MiB, "
+                           f"above the {limits.max_weights_bytes >> 20} MiB cap.")
     try:
         with safe_open(str(weights), framework="pt") as fh:
             shapes = {k: (fh.get_slice(k).get_dtype(), list(fh.get_slice(k).get_shape()))
@@ -125,6 +128,9 @@ def read_shapes(folder: Path) -> dict[str, tuple[str, list[int]]]:
         raise AdapterError(f"{folder.name}: {WEIGHTS_FILE} is corrupt or truncated ({exc}).") from exc
     if not shapes:
         raise AdapterError(f"{folder.name}: {WEIGHTS_FILE} holds no tensors.")
+    if len(shapes) > limits.max_tensors:
+        raise AdapterError(f"{folder.name}: {WEIGHTS_FILE} holds {len(shapes)} tensors, at most "
+                           f"{limits.max_tensors} are accepted.")
     return shapes
 
 
@@ -146,7 +152,8 @@ def _in_out(mod: nn.Module) -> tuple[int, int] | None:
     return None
 
 
-def _check_shapes(shapes: dict[str, tuple[str, list[int]]], model: nn.Module, config: dict) -> set[str]:
+def _check_shapes(shapes: dict[str, tuple[str, list[int]]], model: nn.Module, config: dict,
+                  limits: AdapterLimits) -> set[str]:
     pairs: dict[str, dict[str, list[int]]] = {}
     for key, (dtype, shape) in shapes.items():
         m = KEY.match(key)
@@ -157,6 +164,9 @@ def _check_shapes(shapes: dict[str, tuple[str, list[int]]], model: nn.Module, co
         pairs.setdefault(m["module"], {})[m["kind"][-1]] = shape
     for path, ab in pairs.items():
         _check_pair(path, ab, model, config)
+        if ab["A"][0] > limits.max_rank:
+            raise AdapterError(f"Module '{path}' has LoRA rank {ab['A'][0]}, above the served "
+                               f"maximum of {limits.max_rank}.")
     return set(pairs)
 
 

@@ -1,8 +1,6 @@
 """The ``workbench`` command line: headless versions of what the app does."""
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import logging
 import sys
 
@@ -14,8 +12,6 @@ quiet_imports()
 
 from workbench.errors import WorkbenchError  # noqa: E402
 
-# Command modules, each exposing COMMANDS: a list of click commands/groups.
-COMMAND_MODULES = ("core", "eval_cmds", "adapter_cmds")
 
 
 class WorkbenchGroup(click.Group):
@@ -41,7 +37,10 @@ def main(verbose: bool) -> None:
                         format="%(levelname)s %(name)s: %(message)s")
 
 
-for _name in COMMAND_MODULES:
-    if importlib.util.find_spec(f"workbench.cli.{_name}") is not None:
-        for _cmd in importlib.import_module(f"workbench.cli.{_name}").COMMANDS:
-            main.add_command(_cmd)
+# Imported explicitly: a command module that fails to import must fail loudly.
+from workbench.cli import (adapter_cmds, core, eval_cmds, feedback_cmds,  # noqa: E402
+                           monitor_cmds, routes_cmds, serve_cmds)
+
+for _module in (core, eval_cmds, adapter_cmds, serve_cmds, routes_cmds, feedback_cmds, monitor_cmds):
+    for _cmd in _module.COMMANDS:
+        main.add_command(_cmd)

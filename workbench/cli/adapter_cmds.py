@@ -1,12 +1,15 @@
 """``workbench adapters list|load|unload|rollback|import`` and ``workbench train``.
 
-The adapter commands mirror the Adapters tab: each runs the same lifecycle function on a
-fresh in-process Workbench (``list`` needs no model). Load and rollback validate against
-``--model`` and record the served version, which ``pinned_refs`` hands to the next start.
+With ``--server URL`` (or ``WORKBENCH_SERVER``) load, unload and rollback act on that running
+app or ``workbench serve`` through its admin API (token in ``WORKBENCH_ADMIN_TOKEN``).
+Without it they run the same lifecycle function on a fresh in-process Workbench, which
+validates against ``--model`` and records the served version on disk (``pinned_refs`` hands
+it to the next start), and say plainly that no running server was changed.
 """
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import click
@@ -15,6 +18,38 @@ from workbench.models.catalog import DEFAULT_MODEL
 
 MODEL_OPTION = click.option("--model", default=DEFAULT_MODEL, show_default=True,
                             help="Base model to validate and serve against.")
+SERVER_OPTION = click.option("--server", envvar="WORKBENCH_SERVER", default=None,
+                             help="URL of a running app or `workbench serve` to act on through its "
+                                  "admin API (env WORKBENCH_SERVER; token in WORKBENCH_ADMIN_TOKEN).")
+OFFLINE_NOTE = ("No --server given: only the registry's record on disk changed (the version the "
+                "next start serves); no running server was touched. Pass --server URL or set "
+                "WORKBENCH_SERVER to act on a running app.")
+
+
+def _remote(server: str, route: str, body: dict) -> str:
+    """POST to the server's admin API; its refusal becomes a WorkbenchError with its message."""
+    import httpx
+
+    from workbench.errors import AuthError, WorkbenchError
+
+    token = os.environ.get("WORKBENCH_ADMIN_TOKEN")
+    if not token:
+        raise AuthError("--server needs the admin token: set WORKBENCH_ADMIN_TOKEN.")
+    base = server.rstrip("/")
+    url = (base if base.endswith("/v1") else base + "/v1") + route
+    try:
+        r = httpx.post(url, json=body, headers={"Authorization": f"Bearer {token}"}, timeout=300)
+    except httpx.HTTPError as exc:
+        raise WorkbenchError(f"Could not reach {server}: {exc}") from exc
+    if r.status_code == 200:
+        return r.headers.get("x-workbench-adapter", "")
+    try:
+        message = r.json()["error"]["message"]
+    except (ValueError, KeyError, TypeError):
+        message = r.text[:300]
+    if r.status_code in (401, 403):
+        raise AuthError(f"{server} refused: {message}", r.status_code)
+    raise WorkbenchError(f"{server} refused ({r.status_code}): {message}")
 
 
 @click.group("adapters")
@@ -27,21 +62,27 @@ def adapters_group() -> None:
 
 @adapters_group.command("list")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per version.")
-def list_cmd(as_json: bool) -> None:
-    """Every registered name@version with base, rank, size, created and eval summary.
+@click.option("--max-lora-rank", default=16, show_default=True,
+              help="The vLLM server's --max-lora-rank, for the vLLM check.")
+def list_cmd(as_json: bool, max_lora_rank: int) -> None:
+    """Every registered name@version with base, rank, size, created and eval summary; flags
+    versions that `vllm serve --enable-lora` would refuse.
 
     Example: workbench adapters list --json
     """
     from workbench.adapters.lifecycle import AdapterRow, adapter_rows, pinned_refs
     from workbench.adapters.registry import Registry
+    from workbench.adapters.vllm_compat import vllm_problems
 
     registry = Registry()
     rows = adapter_rows(registry)
     pinned = set(pinned_refs(registry))
+    refused = {row.ref: vllm_problems(registry.resolve(row.ref).path, max_lora_rank) for row in rows}
     if as_json:
         for row in rows:
             click.echo(json.dumps({**dict(zip(AdapterRow.HEADERS, row.cells())),
-                                   "pinned": row.ref in pinned}, ensure_ascii=False))
+                                   "pinned": row.ref in pinned, "vllm_refuses": refused[row.ref]},
+                                  ensure_ascii=False))
         return
     if not rows:
         click.echo(f"No adapters in {registry.root}. Train one with `workbench train` or "
@@ -53,6 +94,9 @@ def list_cmd(as_json: bool) -> None:
         cells = row.cells()[:-1]
         click.echo("  ".join(c.ljust(w) for c, w in zip(cells, widths))
                    + ("  *" if row.ref in pinned else ""))
+    for ref, problems in refused.items():
+        if problems:
+            click.secho(f"vLLM would refuse {ref}: {'; '.join(problems)}", fg="yellow")
 
 
 def _start(model: str):
@@ -64,19 +108,28 @@ def _start(model: str):
 @adapters_group.command("load")
 @click.argument("ref")
 @MODEL_OPTION
-def load_cmd(ref: str, model: str) -> None:
+@SERVER_OPTION
+def load_cmd(ref: str, model: str, server: str | None) -> None:
     """Validate REF (name@version, or name for its newest) against the base and serve it.
 
-    Example: workbench adapters load cs-support@v1 --model smollm2-135m
+    Example: workbench adapters load cs-support@v1 --server http://127.0.0.1:7860
     """
     from workbench.adapters import lifecycle
+    from workbench.adapters.registry import Registry
 
+    if server:
+        version = Registry().resolve(ref)
+        served = _remote(server, "/load_lora_adapter",
+                         {"lora_name": version.ref, "lora_path": f"{version.name}/{version.version}"})
+        click.echo(f"{server} now serves {served or version.ref}.")
+        return
     wb = _start(model)
     try:
         click.echo(lifecycle.load(wb, ref).message)
         _smoke(wb, ref.partition("@")[0])
     finally:
         wb.close()
+    click.echo(OFFLINE_NOTE)
 
 
 def _smoke(wb, name: str) -> None:
@@ -90,32 +143,45 @@ def _smoke(wb, name: str) -> None:
 @click.argument("name")
 @click.option("--drain", is_flag=True, help="Wait for its queued requests instead of refusing.")
 @MODEL_OPTION
-def unload_cmd(name: str, drain: bool, model: str) -> None:
-    """Stop serving NAME (refused while it has requests, unless --drain).
+@SERVER_OPTION
+def unload_cmd(name: str, drain: bool, model: str, server: str | None) -> None:
+    """Stop serving NAME (refused while it has requests, unless --drain; a server drains).
 
-    Example: workbench adapters unload cs-support --drain
+    Example: workbench adapters unload cs-support --server http://127.0.0.1:7860
     """
     from workbench.adapters import lifecycle
 
+    if server:
+        _remote(server, "/unload_lora_adapter", {"lora_name": name.partition("@")[0]})
+        click.echo(f"{server} no longer serves {name.partition('@')[0]}.")
+        return
     wb = _start(model)
     try:
         lifecycle.load(wb, _pinned(wb.registry, name))
         click.echo(lifecycle.unload(wb, name, drain=drain).message)
     finally:
         wb.close()
+    click.echo("No --server given: this only checked that the adapter loads and unloads here; "
+               "the registry on disk is unchanged and no running server was touched. Pass "
+               "--server URL or set WORKBENCH_SERVER to unload it from a running app.")
 
 
 @adapters_group.command("rollback")
 @click.argument("name")
 @click.option("--to", "to_version", default=None, help="Version to go back to (default: the previous).")
 @MODEL_OPTION
-def rollback_cmd(name: str, to_version: str | None, model: str) -> None:
-    """Point NAME back to the version it served before (validated against --model).
+@SERVER_OPTION
+def rollback_cmd(name: str, to_version: str | None, model: str, server: str | None) -> None:
+    """Point NAME back to the version it served before; remembered across restarts.
 
-    Example: workbench adapters rollback cs-support
+    Example: workbench adapters rollback cs-support --server http://127.0.0.1:7860
     """
     from workbench.adapters import lifecycle
 
+    if server:
+        body = {"lora_name": name.partition("@")[0], "version": to_version}
+        click.echo(f"{server} now serves {_remote(server, '/rollback_lora_adapter', body)}.")
+        return
     wb = _start(model)
     try:
         lifecycle.load(wb, _pinned(wb.registry, name))
@@ -123,6 +189,7 @@ def rollback_cmd(name: str, to_version: str | None, model: str) -> None:
         _smoke(wb, name)
     finally:
         wb.close()
+    click.echo(OFFLINE_NOTE)
 
 
 def _pinned(registry, name: str) -> str:
@@ -172,14 +239,36 @@ def import_cmd(source: Path, name: str | None, version: str | None, model: str) 
               help="Checkpoint folder (or checkpoint root) to continue from.")
 @click.option("--serve-base", default=None, help="Base id to record, when serving on another build "
               "of the same model (e.g. its AWQ INT4 folder).")
+@click.option("--method", type=click.Choice(["sft", "kto", "dpo"]), default="sft", show_default=True,
+              help="sft: dialogs; kto/dpo: a `workbench feedback export` folder as --data.")
+@click.option("--from", "from_ref", default=None, metavar="NAME@VERSION",
+              help="Adapter version to continue from (required for kto and dpo).")
+@click.option("--beta", default=0.1, show_default=True, type=float,
+              help="kto/dpo: how strongly the new version is held to the --from one.")
 def train_cmd(base: str, data: tuple[Path, ...], out: Path, epochs: float, max_steps: int | None,
               rank: int, lr: float, batch_size: int, seed: int, top_layers: int | None, max_len: int,
-              save_every: int, resume: Path | None, serve_base: str | None) -> None:
-    """LoRA fine-tune on chat dialogs (loss on assistant turns, PII masked) into a new version.
+              save_every: int, resume: Path | None, serve_base: str | None, method: str,
+              from_ref: str | None, beta: float) -> None:
+    """LoRA fine-tune on chat dialogs (loss on assistant turns, PII masked) into a new version,
+    or continue a version on rated answers with KTO or DPO (--method, --from).
 
     Example: workbench train --base smollm2-135m --data data/train/intents.jsonl --data data/train/policy.jsonl --data data/train/support.jsonl --out adapters/cs-support/v1 --max-steps 200 --top-layers 10 --lr 1e-3
+
+    Example: workbench train --method kto --data data/feedback/2026-12 --from cs-support@v2 --out adapters/cs-support/v3 --max-steps 60 --lr 5e-5
     """
     from workbench.adapters.train import TrainConfig, train_adapter
+
+    if method != "sft":
+        if not from_ref or len(data) != 1:
+            raise click.UsageError("--method kto/dpo needs --from NAME@VERSION and one --data folder.")
+        from workbench.adapters.train_pref import PrefConfig, train_preference
+
+        pref = PrefConfig(method=method, max_steps=max_steps, epochs=epochs, lr=lr, beta=beta,
+                          batch_size=batch_size, seed=seed, max_len=max_len)
+        result = train_preference(base, data[0], from_ref, out, pref)
+        click.echo(f"Wrote {result.out} from {from_ref}: {result.steps} {method} steps in "
+                   f"{result.seconds:.0f} s, loss {result.loss_first:.3f} -> {result.loss_last:.3f}.")
+        return
 
     cfg = TrainConfig(epochs=epochs, max_steps=max_steps, rank=rank, lr=lr, batch_size=batch_size,
                       seed=seed, top_layers=top_layers, max_len=max_len, save_every=save_every)

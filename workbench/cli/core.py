@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from workbench.cli.backend_opts import backend_choice, backend_options
 from workbench.models.catalog import DEFAULT_MODEL, PRESETS
 
 
@@ -27,17 +28,18 @@ def models_cmd() -> None:
 @click.option("--lang", default="en", show_default=True, help="Customer language code.")
 @click.option("--region", default=None, help="Ground on this region's return policy (EU, US, JP...).")
 @click.option("--max-new-tokens", default=160, show_default=True)
+@backend_options
 def chat_cmd(message: str, model: str, adapters: tuple[str, ...], lang: str, region: str | None,
-             max_new_tokens: int) -> None:
+             max_new_tokens: int, backend: str, base_url: str | None, api_key: str | None) -> None:
     """Ask one customer question and print each variant's answer, side by side in text.
 
     Example: workbench chat "Can I return shoes after 20 days?" --region EU --adapter base --adapter cs-support
+    (add --backend openai --base-url http://HOST:8000/v1 to ask a remote server's models)
     """
     from workbench.engine import BASE_ADAPTER
     from workbench.policy import system_prompt
-    from workbench.service import Workbench
 
-    wb = Workbench.start(model=model)
+    wb = backend_choice(backend, base_url, api_key).start(model)
     try:
         variants = [BASE_ADAPTER if a == "base" else a for a in adapters] or [BASE_ADAPTER]
         msgs = [{"role": "system", "content": system_prompt(lang, region, bool(region))},
@@ -54,24 +56,47 @@ def chat_cmd(message: str, model: str, adapters: tuple[str, ...], lang: str, reg
 
 @click.command("bench")
 @click.option("--model", default=DEFAULT_MODEL, show_default=True)
-@click.option("--concurrency", default=16, show_default=True, help="Requests in flight at once.")
+@click.option("--workload", type=click.Choice(["closed-loop", "open-loop"]), default="closed-loop",
+              show_default=True, help="Closed loop of clients, or Poisson arrivals.")
+@click.option("--concurrency", default=16, show_default=True, help="Closed loop: requests in flight at once.")
 @click.option("--requests", "n_requests", default=64, show_default=True, help="Requests in total.")
-@click.option("--new-tokens", default=64, show_default=True, help="Tokens generated per request.")
+@click.option("--new-tokens", default=64, show_default=True, help="Closed loop: tokens generated per request.")
+@click.option("--rate", default=0.5, show_default=True,
+              help="Open loop: mean arrivals per second (near the static baseline's saturation on 2 CPU cores).")
+@click.option("--max-batch", default=16, show_default=True, help="Open loop: rows per step / per static batch.")
+@click.option("--seed", default=0, show_default=True, help="Open loop: seed of the arrival trace.")
 @click.option("--adapters", default="", help="Comma-separated adapter refs to mix with base rows.")
-@click.option("--skip-baseline", is_flag=True, help="Measure the engine only.")
+@click.option("--skip-baseline", is_flag=True, help="Closed loop: engine only. Open loop: no sequential pass.")
 @click.option("--json", "as_json", is_flag=True, help="End with one JSON line of the results.")
-def bench_cmd(model: str, concurrency: int, n_requests: int, new_tokens: int, adapters: str,
-              skip_baseline: bool, as_json: bool) -> None:
-    """Throughput and latency of the batched engine against one-at-a-time generate.
+@backend_options
+def bench_cmd(model: str, workload: str, concurrency: int, n_requests: int, new_tokens: int, rate: float,
+              max_batch: int, seed: int, adapters: str, skip_baseline: bool, as_json: bool,
+              backend: str, base_url: str | None, api_key: str | None) -> None:
+    """Throughput and latency of the engine against static batching and one-at-a-time generate.
 
     Example: workbench bench --concurrency 16 --requests 64 --new-tokens 64 --adapters demo-random --json
-    """
-    from workbench.bench import BenchSettings, print_report, run_bench
 
-    settings = BenchSettings(model, concurrency, n_requests, new_tokens,
-                             [a for a in adapters.split(",") if a], not skip_baseline)
-    report = run_bench(settings, progress=lambda msg: click.echo(msg, err=True))
-    print_report(report)
+    Example: workbench bench --workload open-loop --rate 0.5 --requests 64 --adapters demo-random --json
+    """
+    refs = [a for a in adapters.split(",") if a]
+    choice = backend_choice(backend, base_url, api_key)
+    if choice.remote and workload == "open-loop":
+        raise click.UsageError("--backend openai runs the closed-loop workload only.")
+    if workload == "open-loop":
+        from workbench.bench_open import OpenLoopSettings, print_open_report, run_open_loop
+
+        report = run_open_loop(OpenLoopSettings(model, rate, n_requests, refs, max_batch, seed,
+                                                not skip_baseline),
+                               progress=lambda msg: click.echo(msg, err=True))
+        print_open_report(report)
+    else:
+        from workbench.bench import BenchSettings, print_report, run_bench
+
+        # The sequential baseline needs the model in this process.
+        report = run_bench(BenchSettings(model, concurrency, n_requests, new_tokens, refs,
+                                         not skip_baseline and not choice.remote),
+                           progress=lambda msg: click.echo(msg, err=True), start=choice.start)
+        print_report(report)
     if as_json:
         click.echo(json.dumps(report.summary()))
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from workbench.cli.backend_opts import backend_choice, backend_options
 from workbench.errors import WorkbenchError
 
 
@@ -66,8 +67,13 @@ def _announce(run, started: dict) -> None:
 @click.option("--resume", "resume", default=None, metavar="RUN_ID",
               help="Finish an interrupted run: only its missing items are generated.")
 @click.option("--json", "as_json", is_flag=True, help="End with one JSON line of the results.")
+@click.option("--decoding", type=click.Choice(["free", "constrained", "both"]), default="free",
+              show_default=True, help="For suites with a structured_output grammar: decode "
+              "freely, under the grammar (reported as SUITE:constrained), or both.")
+@backend_options
 def eval_cmd(suites: tuple[str, ...], variants: str, limit: int | None, model: str | None,
-             resume: str | None, as_json: bool) -> None:
+             resume: str | None, as_json: bool, decoding: str, backend: str,
+             base_url: str | None, api_key: str | None) -> None:
     """Evaluate variants on suites: accuracy, resolution rate and latency, stored as a run.
 
     Example: workbench eval --suite multilingual-intents --suite regional-policy --variants base,cs-support --limit 20 --json
@@ -77,7 +83,6 @@ def eval_cmd(suites: tuple[str, ...], variants: str, limit: int | None, model: s
     from workbench.eval.store import EvalStore
     from workbench.eval.suite import load_suite
     from workbench.models.catalog import DEFAULT_MODEL
-    from workbench.service import Workbench
 
     store = EvalStore()
     loaded = [load_suite(s) for s in suites]  # bad suites fail before the model loads
@@ -91,12 +96,13 @@ def eval_cmd(suites: tuple[str, ...], variants: str, limit: int | None, model: s
         if not suites:
             raise click.UsageError("Give at least one --suite (or --resume RUN_ID).")
         refs = [v for v in _split(variants) if v not in ("base", "__base__")]
-    wb = Workbench.start(model=model or DEFAULT_MODEL, adapters=refs,
-                         engine_config=engine_preset("throughput"))
+    choice = backend_choice(backend, base_url, api_key)
+    wb = choice.start(model or DEFAULT_MODEL, refs, engine_preset("throughput"))
     bar, started = _Progress(), {}
     try:
         result = run_eval(wb, loaded, _split(variants), limit=limit, progress=bar,
-                          run_id=resume, store=store, on_start=lambda r: _announce(r, started))
+                          run_id=resume, store=store, on_start=lambda r: _announce(r, started),
+                          decoding=decoding)
     except KeyboardInterrupt:
         run_id = started.get("id")
         raise WorkbenchError(f"Interrupted. Resume with: workbench eval --resume {run_id}"
@@ -105,7 +111,7 @@ def eval_cmd(suites: tuple[str, ...], variants: str, limit: int | None, model: s
         bar.close()
         wb.close()
     _print_summary(store, result.run_id)
-    if result.status == "finished" and limit is None and not resume:
+    if result.status == "finished" and limit is None and not resume and not choice.remote:
         for ref in record_cards(wb.registry, store, result.run_id):
             click.echo(f"Recorded the eval summary on {ref}'s card.", err=True)
     if as_json:
@@ -124,15 +130,18 @@ def record_cards(registry, store, run_id: str) -> list[str]:
     from workbench.eval.report import summary_tables
 
     by_suite = summary_tables(store.results_frame(run_id)).by_suite
+    # Keyed by content too: a suite folder reusing a shipped name must not replace its entry.
+    hashes = {s.name: s.hash for s in store.get_run(run_id).suites}
     refs = []
     for label, rows in by_suite.groupby("variant_label"):
         if "@" not in str(label):  # the base model has no card
             continue
-        summary = {row["suite"]: {"accuracy": _round(row.get("accuracy")),
-                                  "resolution_rate": _round(row.get("resolution_rate")),
-                                  "n": int(row["n"]), "run_id": run_id}
-                   for _, row in rows.iterrows()}
-        registry.set_eval_summary(str(label), summary)
+        results = [{"suite": row["suite"], "suite_hash": hashes[row["suite"]],
+                    "accuracy": _round(row.get("accuracy")),
+                    "resolution_rate": _round(row.get("resolution_rate")),
+                    "n": int(row["n"]), "run_id": run_id}
+                   for _, row in rows.iterrows()]
+        registry.set_eval_summary(str(label), results)
         refs.append(str(label))
     return refs
 
@@ -142,9 +151,10 @@ def _round(value: object) -> float | None:
 
 
 def _print_summary(store, run_id: str) -> None:
-    from workbench.eval.report import display_table, summary_tables
+    from workbench.eval.report import display_table, summary_tables, variant_differences
 
-    tables = summary_tables(store.results_frame(run_id))
+    frame = store.results_frame(run_id)
+    tables = summary_tables(frame)
     click.secho(f"Run {run_id}", bold=True)
     for title, table in (("By variant", tables.overall), ("By suite", tables.by_suite),
                          ("By language", tables.by_lang), ("By region", tables.by_region)):
@@ -152,6 +162,11 @@ def _print_summary(store, run_id: str) -> None:
             continue
         click.secho(f"\n{title}", bold=True)
         click.echo(display_table(table).to_string(index=False))
+    diffs = variant_differences(frame)
+    if not diffs.empty:
+        click.secho("\nAgainst the first variant, same items (paired bootstrap, 95%)", bold=True)
+        click.echo(diffs.drop(columns=["baseline", "value"]).to_string(
+            index=False, float_format=lambda v: f"{v:+.3f}"))
     click.echo()
 
 

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from workbench.engine.request import (BASE_ADAPTER, Completion, Request, RequestMetrics,
-                                      RequestStatus, SamplingParams)
+from workbench.engine.request import (BASE_ADAPTER, Completion, Priority, Request,
+                                      RequestMetrics, RequestStatus, SamplingParams,
+                                      StructuredOutput)
 
 if TYPE_CHECKING:
-    from workbench.engine.engine import Engine, EngineStats, RequestSpec
+    from workbench.engine.engine import Engine, EngineSnapshot, EngineStats, RequestSpec
 
-_LAZY = {"Engine", "EngineStats", "RequestSpec"}
+_LAZY = {"Engine", "EngineSnapshot", "EngineStats", "RequestSpec"}
 
 
 def __getattr__(name: str) -> object:
@@ -24,5 +25,5 @@ def __getattr__(name: str) -> object:
     raise AttributeError(f"module 'workbench.engine' has no attribute {name!r}")
 
 
-__all__ = ["BASE_ADAPTER", "Completion", "Engine", "EngineStats", "Request", "RequestMetrics",
-           "RequestSpec", "RequestStatus", "SamplingParams"]
+__all__ = ["BASE_ADAPTER", "Completion", "Engine", "EngineSnapshot", "EngineStats", "Priority", "Request",
+           "RequestMetrics", "RequestSpec", "RequestStatus", "SamplingParams", "StructuredOutput"]

@@ -2,16 +2,18 @@
 
 Grounded prompts repeat one long system message: every item of a FAQ-grounded suite carries
 the whole store FAQ, every chat turn in a region carries that region's policy. Its keys and
-values depend only on its tokens and the adapter, so they are computed once, kept in a
-bounded LRU, and copied into each batch that starts with it; ``generate`` then runs the
-forward pass over the rest of each prompt only.
+values depend only on its tokens and the adapter, so they are kept in a bounded LRU keyed by
+(adapter, prefix ids). When a row is admitted its prefix is copied into the row's slot of
+the prefill group's cache and only the rest of the prompt runs through the model; a row
+whose prefix is not cached is prefilled whole, and its prefix's keys/values are stored from
+that prefill (no extra forward pass).
 
-Row layout of a prefixed batch (P = longest cached prefix, S = longest rest)::
+Row layout of a prefill group (P = longest cached prefix, S = longest rest)::
 
     [ prefix_i | pad to P | left pad | rest_i ]      attention mask 0 on every pad
 
-``generate`` derives position ids from the mask's running sum, so holes in the mask keep
-every real token at the position it would have without the cache.
+Position ids come from the mask's running sum, so holes in the mask keep every real token at
+the position it would have without the cache.
 """
 from __future__ import annotations
 
@@ -19,7 +21,9 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 import torch
-from transformers import DynamicCache, PretrainedConfig
+from transformers import PretrainedConfig
+
+from workbench.engine.batch import new_cache, pack_rows, stack_prefixes
 
 # Per layer: (keys, values), each [1, H_kv, P, D].
 LayerKV = list[tuple[torch.Tensor, torch.Tensor]]
@@ -104,55 +108,17 @@ class PrefixCache:
         self._bytes = 0
 
 
-def common_prefix_len(a: list[int], b: list[int]) -> int:
-    n = min(len(a), len(b))
-    for i in range(n):
-        if a[i] != b[i]:
-            return i
-    return n
-
-
 def cache_layers(past: object) -> LayerKV:
     """(keys, values) per layer out of a model's returned cache."""
     return [(layer.keys, layer.values) for layer in past.layers]
 
 
-def pack_rows(heads: list[list[int]], tails: list[list[int]], pad_id: int,
-              device: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """ids, mask [B, P+S]: each head left-aligned in the first P columns, each tail
-    right-aligned in the last S, mask 0 on every pad. Empty heads give plain left padding."""
-    P, S = max(map(len, heads)), max(map(len, tails))
-    ids = torch.full((len(tails), P + S), pad_id, dtype=torch.long)  # [B, P+S]
-    mask = torch.zeros((len(tails), P + S), dtype=torch.long)  # [B, P+S]
-    for b, (head, tail) in enumerate(zip(heads, tails)):
-        ids[b, :len(head)] = torch.tensor(head, dtype=torch.long)
-        mask[b, :len(head)] = 1
-        ids[b, P + S - len(tail):] = torch.tensor(tail, dtype=torch.long)
-        mask[b, P + S - len(tail):] = 1
-    return ids.to(device), mask.to(device)
-
-
 def build_batch(rows: list[PromptIds], kvs: list[LayerKV | None], pad_id: int,
                 config: PretrainedConfig, device: str) -> dict[str, object]:
-    """Model inputs for ``generate``: ids and mask [B, P+S] and a cache of [B, H, P, D]."""
+    """Inputs for one ``generate`` over whole rows (the static-batching baseline):
+    ids and mask [B, P+S] and a cache of [B, H, P, D] holding the cached prefixes."""
     lens = [r.prefix_len if kv is not None else 0 for r, kv in zip(rows, kvs)]
     ids, mask = pack_rows([r.ids[:n] for r, n in zip(rows, lens)],
                           [r.ids[n:] for r, n in zip(rows, lens)], pad_id, device)
-    cache = DynamicCache(config=config)
-    for layer, batch_kv in enumerate(_stack_layers(kvs, lens, max(lens))):
-        cache.update(*batch_kv, layer)
-    return {"input_ids": ids, "attention_mask": mask, "past_key_values": cache}
-
-
-def _stack_layers(kvs: list[LayerKV | None], lens: list[int], P: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    ref = next(kv for kv in kvs if kv is not None)
-    out = []
-    for layer, (k0, v0) in enumerate(ref):
-        keys = k0.new_zeros((len(kvs), k0.shape[1], P, k0.shape[3]))  # [B, H, P, D]
-        values = v0.new_zeros((len(kvs), v0.shape[1], P, v0.shape[3]))  # [B, H, P, Dv]
-        for b, (kv, n) in enumerate(zip(kvs, lens)):
-            if kv is not None and n:
-                keys[b, :, :n] = kv[layer][0][0, :, :n]
-                values[b, :, :n] = kv[layer][1][0, :, :n]
-        out.append((keys, values))
-    return out
+    layers = stack_prefixes(kvs, lens) if any(lens) else None
+    return {"input_ids": ids, "attention_mask": mask, "past_key_values": new_cache(config, layers)}

@@ -19,19 +19,36 @@ _ids = itertools.count(1)
 
 class RequestStatus(enum.Enum):
     WAITING = "waiting"  # in the queue, not yet scheduled
-    RUNNING = "running"  # part of a batch that is generating
-    FINISHED = "finished"  # stopped on EOS or max_new_tokens
+    RUNNING = "running"  # admitted: prefilling or decoding in the running batch
+    FINISHED = "finished"  # stopped on EOS, max_new_tokens, a stop string or its grammar
     CANCELLED = "cancelled"  # the caller cancelled it
-    FAILED = "failed"  # the batch raised; error holds the message
+    FAILED = "failed"  # its step raised or the engine stopped; error holds the message
 
     @property
     def is_done(self) -> bool:
         return self in (RequestStatus.FINISHED, RequestStatus.CANCELLED, RequestStatus.FAILED)
 
 
+class Priority(enum.IntEnum):
+    """Lower runs first: interactive traffic (chat, API) before batch work (eval)."""
+
+    INTERACTIVE = 0
+    BATCH = 10
+
+
+@dataclass(frozen=True)
+class StructuredOutput:
+    """A constraint on what a row may generate, enforced per row while decoding."""
+
+    # JSON schema (as JSON text) the output must match.
+    json_schema: str | None = None
+    # The output must be exactly one of these strings.
+    choice: tuple[str, ...] = ()
+
+
 @dataclass(frozen=True)
 class SamplingParams:
-    """Decoding settings. Requests batch together only when these are equal."""
+    """Decoding settings, per row."""
 
     # 0 means greedy decoding (the default: reproducible).
     temperature: float = 0.0
@@ -41,6 +58,12 @@ class SamplingParams:
     repetition_penalty: float = 1.0
     # Keep generating past EOS until max_new_tokens (benchmarks need fixed-length outputs).
     ignore_eos: bool = False
+    # Seed of this request's own random generator (None: drawn per request).
+    seed: int | None = None
+    # Generation stops before any of these strings; they are not part of the output.
+    stop: tuple[str, ...] = ()
+    # Grammar the output must follow (None: free text).
+    structured: StructuredOutput | None = None
 
     @property
     def greedy(self) -> bool:
@@ -51,7 +74,7 @@ class SamplingParams:
 class RequestMetrics:
     """Timings of one request, all in milliseconds from its arrival."""
 
-    # Time spent waiting before its batch started.
+    # Time spent waiting before its prefill started.
     queue_ms: float | None = None
     # Time from arrival to the first generated token.
     ttft_ms: float | None = None
@@ -65,8 +88,14 @@ class RequestMetrics:
     cached_tokens: int = 0
     # Tokens generated.
     completion_tokens: int = 0
-    # How many requests shared its generate call.
+    # Most rows that decoded in one step with it (itself included).
     batch_size: int = 0
+    # Decode steps the engine ran between its arrival and its first token.
+    ttft_steps: int | None = None
+    # Times it gave its slot to interactive traffic and was recomputed later.
+    preemptions: int = 0
+    # Monotonic time (s) of each generated token, for inter-token latency.
+    token_times: list[float] = field(default_factory=list)
 
     @property
     def tokens_per_s(self) -> float | None:
@@ -89,6 +118,8 @@ class Request:
     sampling: SamplingParams = field(default_factory=SamplingParams)
     # Cap on generated tokens.
     max_new_tokens: int = 128
+    # Scheduling class: interactive requests are admitted before batch work.
+    priority: Priority = Priority.INTERACTIVE
     # Unique id, assigned at creation.
     request_id: str = field(default_factory=lambda: f"req-{next(_ids)}")
     # Where it is in its lifecycle.
@@ -97,13 +128,23 @@ class Request:
     metrics: RequestMetrics = field(default_factory=RequestMetrics)
     # Text generated so far.
     output_text: str = ""
+    # Token ids generated so far.
+    output_token_ids: list[int] = field(default_factory=list)
+    # Whole conversation turns dropped to fit the context window.
+    truncated_turns: int = 0
+    # The templated prompt's token ids (set at submit, after any dropped turns).
+    prompt_ids: list[int] = field(default_factory=list, repr=False)
+    # Leading prompt ids that are the system message, reusable from the prefix cache (0: none).
+    prefix_len: int = 0
+    # Engine decode steps run before it arrived (for ttft_steps).
+    arrival_step: int = 0
     # Why it failed, when status is FAILED.
     error: str | None = None
-    # Why it stopped: "eos", "length", "cancelled" or "error".
+    # Why it stopped: "eos", "length", "stop", "cancelled" or "error".
     finish_reason: str | None = None
     # Monotonic arrival time in seconds.
     arrival: float = field(default_factory=time.monotonic)
-    # Set by cancel(); the runner checks it every step.
+    # Set by cancel(); the engine checks it every step.
     cancel_event: threading.Event = field(default_factory=threading.Event, repr=False)
     # Text pieces for streaming consumers; None marks the end.
     stream: "queue.Queue[str | None]" = field(default_factory=queue.Queue, repr=False)
@@ -144,8 +185,12 @@ class Completion:
     metrics: RequestMetrics
     # Error message when it failed.
     error: str | None = None
+    # Generated token ids.
+    token_ids: tuple[int, ...] = ()
+    # Whole conversation turns dropped to fit the context window.
+    truncated_turns: int = 0
 
     @classmethod
     def of(cls, req: Request) -> "Completion":
         return cls(req.request_id, req.adapter, req.output_text, req.status, req.finish_reason,
-                   req.metrics, req.error)
+                   req.metrics, req.error, tuple(req.output_token_ids), req.truncated_turns)

@@ -1,26 +1,41 @@
-"""Runs one batch through the model: template → pad (or reuse the system prompt's cached
-keys/values, see ``prefix``) → one generate with per-row adapters.
+"""The model side of a step: prefill chunks and decode steps, per-row adapters. Worker only.
 
-Rows of one batch may use different LoRA adapters: PEFT's mixed-adapter batch takes
-``adapter_names`` (one per row, ``__base__`` for no adapter). When every row is base the
-adapters are switched off for the call, so base-only batches pay nothing for LoRA.
+Generation is a ladder of small functions (as in gpt-fast) instead of ``model.generate``:
+``start_prefill`` lays a group of admitted rows out as one left-padded batch (cached system
+prompts copied in), ``prefill_chunk`` runs the next slice of its columns, and ``decode`` runs
+one token for every row of the running batch. ``generate`` owns its loop until the longest
+row ends; owning the loop is what lets a row join or leave between any two tokens.
+
+Rows of one call may use different LoRA adapters: PEFT's mixed-adapter forward takes
+``adapter_names`` (one per row, ``__base__`` for no adapter; INT4 AWQ bases get the same
+through ``enable_awq_mixed_batches``). When every row is base the adapters are switched
+off for the call, so base-only steps pay nothing for LoRA.
 """
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 import torch
-from transformers import GenerationConfig, StoppingCriteriaList
+from transformers import DynamicCache
 
 from workbench.config import EngineConfig
-from workbench.engine.prefix import (LayerKV, PrefixCache, PromptIds, build_batch, cache_layers,
-                                     common_prefix_len, pack_rows)
-from workbench.engine.request import BASE_ADAPTER, Request, RequestStatus
-from workbench.engine.scheduler import Batch
-from workbench.engine.streaming import BatchStreamer, RowState, RowStopping
+from workbench.engine.batch import (RunningBatch, new_cache, pack_rows, positions_of,
+                                    stack_prefixes)
+from workbench.engine.prefix import LayerKV, PrefixCache, PromptIds
+from workbench.engine.prompt import Prompter
+from workbench.engine.request import BASE_ADAPTER, Request
+from workbench.engine import sampling
+from workbench.engine.sampling import RowSampler
+from workbench.engine.streaming import TextStream
 from workbench.models.loaded import LoadedModel
+
+
+def returned_cache(out: object) -> DynamicCache:
+    """The cache a forward returned (``cache`` in transformers 5, ``past_key_values`` before)."""
+    cache = getattr(out, "cache", None)
+    return cache if cache is not None else out.past_key_values
 
 
 def _eos_ids(loaded: LoadedModel) -> set[int]:
@@ -33,8 +48,47 @@ def _eos_ids(loaded: LoadedModel) -> set[int]:
     return ids
 
 
+@dataclass
+class Row:
+    """One admitted request's decoding state; survives a preemption."""
+
+    # The request it serves.
+    request: Request
+    # Its sampler (settings, generator, grammar) and its text stream.
+    sampler: RowSampler
+    text: TextStream
+    # Most rows it decoded alongside (itself included).
+    max_batch: int = 1
+
+    @property
+    def adapter_key(self) -> str:
+        return self.request.adapter_key
+
+
+@dataclass
+class PrefillJob:
+    """Admitted rows being prefilled together, a chunk of columns per step."""
+
+    # The rows, in cache order.
+    rows: list[Row]
+    # ids, mask, pos: [B, T] (T = cached prefix columns + longest rest).
+    ids: torch.Tensor
+    mask: torch.Tensor
+    pos: torch.Tensor
+    # Keys/values of the columns run so far.
+    cache: DynamicCache
+    # Columns already in the cache.
+    done: int
+    # Rows whose uncached prefix is stored once prefilled: (row index, prompt, first column).
+    store: list[tuple[int, PromptIds, int]] = field(default_factory=list)
+
+    @property
+    def finished(self) -> bool:
+        return self.done >= self.ids.shape[1]
+
+
 class ModelRunner:
-    """Owns the model on the worker thread; nothing else calls it."""
+    """Owns the model on the worker thread; nothing else calls it while the engine runs."""
 
     def __init__(self, loaded: LoadedModel, config: EngineConfig) -> None:
         self.loaded = loaded
@@ -45,102 +99,89 @@ class ModelRunner:
         if loaded.tokenizer.pad_token_id is None:
             loaded.tokenizer.pad_token = loaded.tokenizer.eos_token
         loaded.tokenizer.padding_side = "left"
-
-    def encode(self, requests: list[Request]) -> dict[str, object]:
-        """Template the batch; rows start from cached system-prompt keys/values when they can."""
-        budget = self.prompt_budget(max(r.max_new_tokens for r in requests))
-        rows = [self._prompt_ids(r) for r in requests]
-        for req, row in zip(requests, rows):
-            req.metrics.prompt_tokens = min(len(row.ids), budget)
-        # prefix_len is 0 throughout when reuse is off (see _prompt_ids).
-        if any(r.prefix_len for r in rows) and all(len(r.ids) <= budget for r in rows):
-            return self._encode_prefixed(requests, rows)
-        return self._encode_padded(rows, budget)
-
-    def _prompt_ids(self, req: Request) -> PromptIds:
-        tok = self.loaded.tokenizer
-        text = tok.apply_chat_template(req.messages, add_generation_prompt=True, tokenize=False)
-        ids = tok(text, add_special_tokens=False)["input_ids"]
-        n = 0
-        if self.prefixes.enabled and req.messages[0].get("role") == "system":
-            try:
-                head = tok.apply_chat_template(req.messages[:1], tokenize=False)
-            except Exception:  # templates that insist on a user turn: nothing to reuse
-                head = ""
-            n = common_prefix_len(ids, tok(head, add_special_tokens=False)["input_ids"])
-            n = min(n, len(ids) - 1)  # generate needs at least one token to run
-        return PromptIds(ids, n if n >= self.prefixes.min_tokens else 0, req.adapter_key)
-
-    def _encode_padded(self, rows: list[PromptIds], budget: int) -> dict[str, object]:
-        """Left-pad; over-long prompts lose their oldest tokens, keeping the question and the
-        generation prompt at the end and room for the answer in the context window."""
-        ids, mask = pack_rows([[] for _ in rows], [r.ids[-budget:] for r in rows],
-                              self.loaded.tokenizer.pad_token_id, self.loaded.device)
-        return {"input_ids": ids, "attention_mask": mask}  # [B, T] each
-
-    def _encode_prefixed(self, requests: list[Request], rows: list[PromptIds]) -> dict[str, object]:
-        # Prefixes computed for this batch, kept here too: rows sharing one must not compute
-        # it again even when the cache refuses or evicts it (a prefix over the whole budget).
-        fresh: dict[tuple[str, tuple[int, ...]], LayerKV] = {}
-        kvs: list[LayerKV | None] = []
-        for req, row in zip(requests, rows):
-            kv = None
-            if row.prefix_len:
-                kv, reused = self._prefix_kv(row, fresh)
-                req.metrics.cached_tokens = row.prefix_len if reused else 0
-            kvs.append(kv)
-        return build_batch(rows, kvs, self.loaded.tokenizer.pad_token_id, self.loaded.model.config,
-                           self.loaded.device)
-
-    def _prefix_kv(self, row: PromptIds, fresh: dict) -> tuple[LayerKV, bool]:
-        """The prefix's keys/values and whether they were reused rather than computed now."""
-        key = (row.adapter_key, row.prefix)
-        if key in fresh:
-            return fresh[key], True
-        kv = self.prefixes.get(row)
-        if kv is not None:
-            return kv, True
-        ids = torch.tensor([row.prefix], device=self.loaded.device)  # [1, P]
-        with self._adapter_context([row.adapter_key]) as extra:
-            out = self.model(input_ids=ids, use_cache=True, **extra)
-        kv = fresh[key] = cache_layers(out.past_key_values)
-        self.prefixes.put(row, kv)
-        return kv, False
+        self.prompter = Prompter(loaded.tokenizer)
+        self.vocab_size = int(self.model.get_output_embeddings().weight.shape[0])
 
     def prompt_budget(self, max_new_tokens: int) -> int:
         window = getattr(self.loaded.model.config, "max_position_embeddings", None) or 10**6
         return max(16, min(self.config.max_prompt_tokens, window - max_new_tokens))
 
-    def run(self, batch: Batch) -> list[RowState]:
-        """Generate for every row; rows stream as they go. Returns the rows' final state."""
-        rows = [RowState(r) for r in batch.requests]
-        gen_config = self._generation_config(batch)
-        eos = set() if batch.sampling.ignore_eos else self.eos_ids
-        streamer = BatchStreamer(rows, self.loaded.tokenizer, eos)
-        stopping = StoppingCriteriaList([RowStopping(rows)])
-        with torch.inference_mode():
-            inputs = self.encode(batch.requests)
-            with self._adapter_context(batch.adapter_keys) as extra:
-                self.model.generate(**inputs, generation_config=gen_config, streamer=streamer,
-                                    stopping_criteria=stopping, **extra)
-        streamer.end()
-        return rows
+    def min_prefix(self) -> int:
+        """Shortest reusable system prompt; 0 when reuse is off."""
+        return max(1, self.prefixes.min_tokens) if self.prefixes.enabled else 0
 
-    def _generation_config(self, batch: Batch) -> GenerationConfig:
-        s = batch.sampling
-        longest = max(r.max_new_tokens for r in batch.requests)
-        cfg = GenerationConfig(
-            max_new_tokens=longest, do_sample=not s.greedy,
-            pad_token_id=self.loaded.tokenizer.pad_token_id,
-            eos_token_id=None if s.ignore_eos else (sorted(self.eos_ids) or None),
-            repetition_penalty=s.repetition_penalty,
-        )
-        if s.ignore_eos:  # masks EOS logits, since generate may re-add the model's default EOS
-            cfg.min_new_tokens = longest
-        if not s.greedy:
-            cfg.temperature, cfg.top_p = s.temperature, s.top_p
-            torch.manual_seed(self.config.seed)
-        return cfg
+    def new_row(self, req: Request) -> Row:
+        """A row for an admitted request; its grammar is compiled here (errors fail it)."""
+        constraint = None
+        if req.sampling.structured is not None:
+            constraint = sampling.compile_constraint(req.sampling.structured, self.loaded.tokenizer,
+                                                     self.vocab_size)
+        sampler = RowSampler(req.sampling, req.prompt_ids, self.eos_ids, constraint, self.loaded.device)
+        return Row(req, sampler, TextStream(self.loaded.tokenizer, req.sampling.stop))
+
+    # ---- prefill -----------------------------------------------------------------------
+    def start_prefill(self, rows: list[Row]) -> PrefillJob:
+        """Lay rows out for prefill: [cached prefix | holes | left pad | rest of the ids].
+
+        A preempted row comes back with its output so far appended: prefilling it gives
+        the logits of its next token, as if it had never left.
+        """
+        prompts, kvs, store = [], [], []
+        for b, row in enumerate(rows):
+            req = row.request
+            prompt = PromptIds(req.prompt_ids + req.output_token_ids, req.prefix_len, req.adapter_key)
+            kv = self.prefixes.get(prompt) if prompt.prefix_len else None
+            req.metrics.cached_tokens = prompt.prefix_len if kv is not None else 0
+            if prompt.prefix_len and kv is None:
+                store.append((b, prompt))
+            prompts.append(prompt)
+            kvs.append(kv)
+        lens = [p.prefix_len if kv is not None else 0 for p, kv in zip(prompts, kvs)]
+        ids, mask = pack_rows([p.ids[:n] for p, n in zip(prompts, lens)],
+                              [p.ids[n:] for p, n in zip(prompts, lens)],
+                              self.loaded.tokenizer.pad_token_id, self.loaded.device)  # [B, T]
+        P = max(lens)
+        cache = new_cache(self.model.config, stack_prefixes(kvs, lens) if P else None)
+        T = ids.shape[1]
+        starts = [(b, p, T - len(p.ids)) for b, p in store]  # uncached rows sit right-aligned
+        return PrefillJob(rows, ids, mask, positions_of(mask), cache, P, starts)
+
+    def prefill_chunk(self, job: PrefillJob) -> torch.Tensor | None:
+        """Run the job's next columns; the rows' last logits [B, V] once all are in."""
+        B = len(job.rows)
+        end = min(job.ids.shape[1], job.done + max(1, self.config.prefill_chunk_tokens // B))
+        out = self.forward([r.adapter_key for r in job.rows], input_ids=job.ids[:, job.done:end],
+                           attention_mask=job.mask[:, :end], position_ids=job.pos[:, job.done:end],
+                           cache=job.cache, use_cache=True, logits_to_keep=1)
+        job.done = end
+        if not job.finished:
+            return None
+        self._store_prefixes(job)
+        return out.logits[:, -1]  # [B, V]
+
+    def _store_prefixes(self, job: PrefillJob) -> None:
+        layers = [(layer.keys, layer.values) for layer in job.cache.layers]
+        for b, prompt, start in job.store:
+            n = prompt.prefix_len
+            kv: LayerKV = [(k[b:b + 1, :, start:start + n].clone(), v[b:b + 1, :, start:start + n].clone())
+                           for k, v in layers]
+            self.prefixes.put(prompt, kv)
+
+    def to_running(self, job: PrefillJob, first_ids: list[int], keep: list[int]) -> RunningBatch[Row]:
+        """The prefilled rows ``keep`` as a running batch that feeds ``first_ids`` next."""
+        batch = RunningBatch(job.rows, job.cache, job.mask, job.mask.sum(-1), first_ids)
+        batch.keep(keep)
+        return batch
+
+    # ---- decode ------------------------------------------------------------------------
+    def decode(self, batch: RunningBatch[Row]) -> torch.Tensor:
+        """One token for every running row: logits [B, V]."""
+        out = self.forward([r.adapter_key for r in batch.rows], **batch.step_inputs())
+        return out.logits[:, -1]
+
+    def forward(self, adapter_keys: list[str], **inputs: object) -> object:
+        with torch.inference_mode(), self._adapter_context(adapter_keys) as extra:
+            return self.model(**inputs, **extra)
 
     @contextlib.contextmanager
     def _adapter_context(self, keys: list[str]) -> Iterator[dict[str, object]]:
@@ -152,22 +193,12 @@ class ModelRunner:
         else:
             yield {"adapter_names": keys}
 
-
-def finish_rows(rows: list[RowState], batch_start: float) -> None:
-    """Fill in each request's metrics from its row, and mark it done."""
-    now = time.monotonic()
-    for row in rows:
-        req, m = row.request, row.request.metrics
-        m.queue_ms = (batch_start - req.arrival) * 1000.0
-        m.batch_size = len(rows)
-        m.completion_tokens = len(row.token_ids)
-        end = row.last_token_at or now
-        m.total_ms = (end - req.arrival) * 1000.0
-        m.ttft_ms = ((row.first_token_at or end) - req.arrival) * 1000.0
-        if m.completion_tokens > 1:
-            m.tpot_ms = (m.total_ms - m.ttft_ms) / (m.completion_tokens - 1)
-        cancelled = row.finish_reason == "cancelled" or req.cancelled
-        req.status = RequestStatus.CANCELLED if cancelled else RequestStatus.FINISHED
-        req.finish_reason = "cancelled" if cancelled else row.finish_reason
-        req.stream.put(None)
-        req.done_event.set()
+    def prefix_kv(self, prompt: PromptIds) -> LayerKV:
+        """A prefix's keys/values [1, H, P, D] per layer, from the cache or computed now."""
+        kv = self.prefixes.get(prompt)
+        if kv is None:
+            ids = torch.tensor([list(prompt.prefix)], device=self.loaded.device)  # [1, P]
+            out = self.forward([prompt.adapter_key], input_ids=ids, use_cache=True, logits_to_keep=1)
+            kv = [(layer.keys, layer.values) for layer in returned_cache(out).layers]
+            self.prefixes.put(prompt, kv)
+        return kv

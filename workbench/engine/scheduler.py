@@ -1,44 +1,36 @@
-"""Dynamic batching: which waiting requests run together next. No torch here.
+"""The waiting queue of the continuous-batching engine: who is admitted next. No torch here.
 
-FCFS: the oldest waiting request decides the batch's sampling settings; younger requests
-with the same settings join it until ``max_batch_size``. Once a request is pending, the
-scheduler waits up to ``max_wait_ms`` for the batch to fill, so a burst of arrivals shares
-one generate call instead of the first one running alone.
+Requests wait ordered by (priority, arrival): interactive traffic (chat, API) before batch
+work (eval), first come first served within a class. The engine asks, once per step, for as
+many requests as it has free slots (``take``); a request whose adapter is held for an adapter
+operation is skipped, not dropped. Sampling settings no longer matter here: every row of a
+step samples with its own settings, so chat and eval rows share steps.
 """
 from __future__ import annotations
 
+import bisect
+import itertools
 import threading
 import time
-from collections import deque
-from dataclasses import dataclass
+from collections.abc import Callable
 
 from workbench.config import EngineConfig
-from workbench.engine.request import Request, RequestStatus, SamplingParams
+from workbench.engine.request import Priority, Request
 from workbench.errors import BusyError
 
-
-@dataclass
-class Batch:
-    """Requests that share one generate call."""
-
-    # The rows, in arrival order.
-    requests: list[Request]
-    # Their common decoding settings.
-    sampling: SamplingParams
-
-    @property
-    def adapter_keys(self) -> list[str]:
-        return [r.adapter_key for r in self.requests]
+_order = itertools.count()
 
 
 class Scheduler:
-    """A bounded FCFS queue that hands out batches; thread-safe."""
+    """A bounded priority queue of waiting requests; thread-safe."""
 
     def __init__(self, config: EngineConfig) -> None:
         self.config = config
-        self._waiting: deque[Request] = deque()
+        # Sorted by key: (priority, arrival, insertion order).
+        self._waiting: list[tuple[tuple[int, float, int], Request]] = []
         self._cond = threading.Condition()
 
+    # ---- callers' side -------------------------------------------------------------------
     def add(self, request: Request) -> None:
         """Queue a request, or refuse it at once when the queue is full."""
         with self._cond:
@@ -47,8 +39,17 @@ class Scheduler:
                     f"The engine is busy: {len(self._waiting)} requests are already waiting "
                     f"(limit {self.config.max_queue}). Try again in a moment."
                 )
-            self._waiting.append(request)
-            self._cond.notify_all()
+            self._insert(request)
+
+    def requeue(self, request: Request) -> None:
+        """Put a preempted request back; it keeps its place by arrival, past the size limit."""
+        with self._cond:
+            self._insert(request)
+
+    def _insert(self, request: Request) -> None:
+        key = (int(request.priority), request.arrival, next(_order))
+        bisect.insort(self._waiting, (key, request), key=lambda e: e[0])
+        self._cond.notify_all()
 
     def num_waiting(self) -> int:
         with self._cond:
@@ -56,69 +57,64 @@ class Scheduler:
 
     def adapters_waiting(self) -> set[str]:
         with self._cond:
-            return {r.adapter_key for r in self._waiting}
+            return {r.adapter_key for _, r in self._waiting}
 
     def wake(self) -> None:
-        """Wake a worker blocked in next_batch (shutdown, adapter operation)."""
+        """Wake a worker blocked in ``wait`` (shutdown, cancel, adapter operation)."""
         with self._cond:
             self._cond.notify_all()
 
-    def next_batch(self, timeout: float = 0.1) -> Batch | None:
-        """Block up to ``timeout`` s for a request, then gather a batch for it."""
+    # ---- the worker's side -----------------------------------------------------------------
+    def wait(self, timeout: float) -> bool:
+        """Block up to ``timeout`` s until something is waiting; True if anything is."""
         with self._cond:
-            self._drop_cancelled()
             if not self._waiting:
                 self._cond.wait(timeout)
-                self._drop_cancelled()
-                if not self._waiting:
-                    return None
-            self._wait_to_fill()
-            return self._take_batch()
+            return bool(self._waiting)
 
-    def _wait_to_fill(self) -> None:
-        deadline = self._waiting[0].arrival + self.config.max_wait_ms / 1000.0
-        while self._count_compatible() < self.config.max_batch_size:
-            left = deadline - time.monotonic()
-            if left <= 0:
+    def wait_to_fill(self, slots: int, admissible: Callable[[Request], bool]) -> None:
+        """Idle engine: give a burst up to ``max_wait_ms`` from its first arrival to gather,
+        so requests sent together share one prefill instead of the first one running alone."""
+        with self._cond:
+            if not self._waiting:
                 return
-            self._cond.wait(left)
+            deadline = min(r.arrival for _, r in self._waiting) + self.config.max_wait_ms / 1000.0
+            while sum(1 for _, r in self._waiting if admissible(r)) < slots:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return
+                self._cond.wait(left)
 
-    def _count_compatible(self) -> int:
-        head = self._waiting[0].sampling
-        return sum(1 for r in self._waiting if r.sampling == head)
+    def take(self, n: int, admissible: Callable[[Request], bool]) -> list[Request]:
+        """Remove and return up to ``n`` admissible requests, best priority first."""
+        with self._cond:
+            chosen: list[Request] = []
+            kept: list[tuple[tuple[int, float, int], Request]] = []
+            for entry in self._waiting:
+                if len(chosen) < n and admissible(entry[1]):
+                    chosen.append(entry[1])
+                else:
+                    kept.append(entry)
+            self._waiting = kept
+            return chosen
 
-    def _take_batch(self) -> Batch | None:
-        self._drop_cancelled()
-        if not self._waiting:
-            return None
-        sampling = self._waiting[0].sampling
-        chosen: list[Request] = []
-        rest: deque[Request] = deque()
-        for req in self._waiting:
-            if req.sampling == sampling and len(chosen) < self.config.max_batch_size:
-                chosen.append(req)
-            else:
-                rest.append(req)
-        self._waiting = rest
-        return Batch(chosen, sampling)
+    def best_waiting(self, admissible: Callable[[Request], bool]) -> list[Priority]:
+        """Priorities of the admissible waiting requests, best first."""
+        with self._cond:
+            return [r.priority for _, r in self._waiting if admissible(r)]
 
-    def _drop_cancelled(self) -> None:
-        """Finish requests cancelled while queued, so they never reach the model."""
-        kept: deque[Request] = deque()
-        for req in self._waiting:
-            if req.cancelled:
-                req.status = RequestStatus.CANCELLED
-                req.finish_reason = "cancelled"
-                req.metrics.total_ms = req.elapsed_ms()
-                req.stream.put(None)
-                req.done_event.set()
-            else:
-                kept.append(req)
-        self._waiting = kept
+    def pop_cancelled(self) -> list[Request]:
+        """Remove requests cancelled while queued, so they never reach the model; the
+        engine finishes them."""
+        with self._cond:
+            gone = [r for _, r in self._waiting if r.cancelled]
+            if gone:
+                self._waiting = [e for e in self._waiting if not e[1].cancelled]
+            return gone
 
     def drain(self) -> list[Request]:
-        """Remove every waiting request (shutdown); the caller fails them."""
+        """Remove every waiting request (shutdown, dead worker); the caller fails them."""
         with self._cond:
-            taken = list(self._waiting)
+            taken = [r for _, r in self._waiting]
             self._waiting.clear()
             return taken

@@ -1,103 +1,81 @@
-"""Per-row streaming and stopping for one batched ``generate`` call.
+"""Incremental detokenization and stop strings, one ``TextStream`` per row.
 
-transformers' own streamers handle batch size 1 only. Here every row keeps its own token
-list and finish state; ``BatchStreamer.put`` receives one token per row per step and hands
-each request its new text, and ``RowStopping`` tells ``generate`` which rows are done (EOS,
-their own max_new_tokens, or cancelled), so a batch mixes requests of different lengths.
+Re-decoding a row's whole output every step costs O(n) per token (O(n²) per answer). As in
+vLLM, each step decodes only a short window: the ids from ``prefix_offset`` (a few tokens
+already shown, so byte-level and SentencePiece merges see their left context) to the end,
+minus the text of that window without the new ids. A window ending in U+FFFD is half of a
+multi-byte character; its text waits for the next token.
+
+Stop strings: the output ends just before the first stop string, which is never shown. Text
+that could be the start of a stop string is held back until the next tokens decide.
 """
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field
-
-import torch
-from transformers import PreTrainedTokenizerBase, StoppingCriteria
-from transformers.generation.streamers import BaseStreamer
-
-from workbench.engine.request import Request
+from transformers import PreTrainedTokenizerBase
 
 
-@dataclass
-class RowState:
-    """Decoding progress of one row of the batch."""
+class TextStream:
+    """The text of one row's generated ids, released as deltas."""
 
-    # The request this row serves.
-    request: Request
-    # Tokens generated so far.
-    token_ids: list[int] = field(default_factory=list)
-    # Characters of decoded text already sent to the request's stream.
-    sent_chars: int = 0
-    # Set once the row stops; later tokens for it are padding.
-    finish_reason: str | None = None
-    # Monotonic time of the first and the last generated token.
-    first_token_at: float | None = None
-    last_token_at: float | None = None
-
-
-class BatchStreamer(BaseStreamer):
-    """Routes each step's tokens [B] to the rows' requests as text deltas."""
-
-    def __init__(self, rows: list[RowState], tokenizer: PreTrainedTokenizerBase,
-                 eos_ids: set[int]) -> None:
-        self.rows = rows
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, stop: tuple[str, ...] = ()) -> None:
         self.tokenizer = tokenizer
-        self.eos_ids = eos_ids
-        self._prompt_seen = False
+        self.stop = tuple(s for s in stop if s)
+        self.ids: list[int] = []
+        self.text = ""  # all text decoded so far (cut at a stop string once one is seen)
+        self.sent = 0  # characters of text already released
+        self.stopped = False
+        self._prefix_offset = 0
+        self._read_offset = 0
 
-    def put(self, value: torch.Tensor) -> None:
-        if not self._prompt_seen:  # generate() first sends the prompt ids [B, T]
-            self._prompt_seen = True
-            return
-        now = time.monotonic()
-        tokens = value.view(-1).tolist()  # one new token per row: [B]
-        for row, tok in zip(self.rows, tokens):
-            if row.finish_reason is None:
-                self._advance(row, tok, now)
+    def push(self, token_id: int) -> str:
+        """Add one generated id; returns the text now safe to show (maybe empty)."""
+        self.ids.append(token_id)
+        self._decode_window()
+        if self.stop:
+            self._check_stop()
+        end = len(self.text) if self.stopped else len(self.text) - self._held_back()
+        return self._release(end)
 
-    def _advance(self, row: RowState, tok: int, now: float) -> None:
-        if row.first_token_at is None:
-            row.first_token_at = now
-        row.last_token_at = now
-        if row.request.cancelled:
-            row.finish_reason = "cancelled"
-            return
-        if tok in self.eos_ids:
-            row.finish_reason = "eos"
-            return
-        row.token_ids.append(tok)
-        self._emit(row)
-        if len(row.token_ids) >= row.request.max_new_tokens:
-            row.finish_reason = "length"
+    def flush(self) -> str:
+        """The row ended: release whatever was held back (no stop string can complete now)."""
+        if not self.stopped:
+            window = self._window_text(self._prefix_offset, len(self.ids))
+            done = self._window_text(self._prefix_offset, self._read_offset)
+            if len(window) > len(done):  # a trailing partial character, shown as decoded
+                self.text += window[len(done):]
+                self._read_offset = len(self.ids)
+        return self._release(len(self.text))
 
-    def _emit(self, row: RowState) -> None:
-        text = self.tokenizer.decode(row.token_ids, skip_special_tokens=True)
-        # A trailing U+FFFD is half of a multi-byte character: wait for the rest.
-        if text.endswith("\ufffd"):
-            return
-        delta = text[row.sent_chars:]
-        if delta:
-            row.sent_chars = len(text)
-            row.request.output_text = text
-            row.request.stream.put(delta)
+    def _window_text(self, start: int, end: int) -> str:
+        if start >= end:
+            return ""
+        return self.tokenizer.decode(self.ids[start:end], skip_special_tokens=True)
 
-    def end(self) -> None:
-        for row in self.rows:
-            if row.finish_reason is None:
-                row.finish_reason = "length"
-            full = self.tokenizer.decode(row.token_ids, skip_special_tokens=True)
-            if len(full) > row.sent_chars:
-                row.request.stream.put(full[row.sent_chars:])
-                row.sent_chars = len(full)
-            row.request.output_text = full
+    def _decode_window(self) -> None:
+        prefix = self._window_text(self._prefix_offset, self._read_offset)
+        full = self._window_text(self._prefix_offset, len(self.ids))
+        if len(full) > len(prefix) and not full.endswith("\ufffd"):
+            self.text += full[len(prefix):]
+            self._prefix_offset, self._read_offset = self._read_offset, len(self.ids)
 
+    def _check_stop(self) -> None:
+        longest = max(map(len, self.stop))
+        start = max(0, self.sent - longest)
+        hits = [i for i in (self.text.find(s, start) for s in self.stop) if i >= 0]
+        if hits:
+            self.text = self.text[:min(hits)]
+            self.stopped = True
 
-class RowStopping(StoppingCriteria):
-    """Marks rows finished by the streamer (EOS, length, cancel) as done for generate."""
+    def _held_back(self) -> int:
+        """Length of the longest tail of the text that begins some stop string."""
+        for n in range(min(len(self.text) - self.sent, max(map(len, self.stop), default=0)), 0, -1):
+            tail = self.text[-n:]
+            if any(s.startswith(tail) for s in self.stop):
+                return n
+        return 0
 
-    def __init__(self, rows: list[RowState]) -> None:
-        self.rows = rows
-
-    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: object) -> torch.Tensor:
-        # input_ids: [B, T]  ->  done: [B]
-        done = [row.finish_reason is not None or row.request.cancelled for row in self.rows]
-        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+    def _release(self, end: int) -> str:
+        end = max(end, self.sent)
+        delta = self.text[self.sent:end]
+        self.sent = end
+        return delta

@@ -12,10 +12,16 @@ Definitions:
 - resolution_rate: share of items where every applicable check passed and the answer did
   not deflect (``item_outcome``).
 - macro_f1: macro-averaged F1 of predicted vs expected intents (classification items only).
+- acc / acc_norm (multiple-choice suites): share of items whose expected label has the highest
+  summed log-probability (acc) or log-probability per token (acc_norm) among the choices.
+- format_compliance: share of answers whose JSON verdict has the required fields and types
+  (``verdict_format``); reported on its own, it does not count towards resolution.
 - p50/p95/p99 of latency and TTFT, median tokens/s, from the engine's metrics. Latency is
   counted from the start of the item's batch: a run queues whole suites at once, and the wait
   behind its own items would swamp the variant's speed.
-Proportions come with a 95% Wilson interval and their item count.
+Proportions come with a 95% Wilson interval and their item count; macro-F1 with a 95%
+interval from a seeded bootstrap over the items, and differences between two variants or
+runs with a paired bootstrap (``workbench.eval.intervals``).
 """
 from __future__ import annotations
 
@@ -29,8 +35,9 @@ from scipy.stats import binomtest
 from sklearn.metrics import f1_score
 
 from workbench.errors import UnknownNameError
+from workbench.eval.intervals import bootstrap_interval
 from workbench.eval.schema import Score
-from workbench.eval.scorers import CONTENT_SCORERS
+from workbench.eval.scorers import CONTENT_SCORERS, FORMAT_SCORERS
 
 
 @dataclass(frozen=True)
@@ -41,7 +48,7 @@ class MetricValue:
     value: float | None
     # Items it was computed over.
     n: int
-    # 95% Wilson interval for proportions; None for other metrics.
+    # 95% interval: Wilson for proportions, seeded bootstrap for macro-F1; None otherwise.
     low: float | None = None
     high: float | None = None
 
@@ -82,7 +89,8 @@ def item_outcome(scorer_names: list[str] | tuple[str, ...], scores: Mapping[str,
         return ItemOutcome(False, False)
     primary = next((n for n in scorer_names if n in CONTENT_SCORERS), None)
     correct = scores[primary].passed if primary else None
-    applicable = [s.passed for s in scores.values() if s.passed is not None]
+    applicable = [s.passed for name, s in scores.items()
+                  if s.passed is not None and name not in FORMAT_SCORERS]
     return ItemOutcome(correct, all(applicable))
 
 
@@ -113,6 +121,20 @@ def resolution_rate(df: pd.DataFrame) -> MetricValue:
     return proportion(df["resolved"])
 
 
+def _score_share(scorer: str) -> Metric:
+    def metric(df: pd.DataFrame) -> MetricValue:
+        column = f"score:{scorer}"
+        return proportion(df[column]) if column in df else MetricValue(None, 0)
+    return metric
+
+
+# Metric -> the results column it needs; summarize's defaults include it only when present.
+OPTIONAL_METRICS = {"acc": "score:loglik", "acc_norm": "score:loglik_norm",
+                    "format_compliance": "score:verdict_format"}
+for _name, _column in OPTIONAL_METRICS.items():
+    register_metric(_name)(_score_share(_column.split(":", 1)[1]))
+
+
 @register_metric("macro_f1")
 def macro_f1(df: pd.DataFrame) -> MetricValue:
     rows = df[df["expected_intent"].notna()]
@@ -122,7 +144,9 @@ def macro_f1(df: pd.DataFrame) -> MetricValue:
     pred = rows["prediction"].fillna("(none)").astype(str)
     # Only expected labels are classes: "(none)" answers count as misses, not as a class.
     value = f1_score(truth, pred, labels=sorted(truth.unique()), average="macro", zero_division=0)
-    return MetricValue(float(value), int(len(rows)))
+    # No closed form for F1's spread: a seeded bootstrap over the items gives its interval.
+    low, high = bootstrap_interval(rows, "macro_f1")
+    return MetricValue(float(value), int(len(rows)), low, high)
 
 
 def _quantile(column: str, q: float) -> Metric:
@@ -141,9 +165,11 @@ register_metric("tokens_per_s")(_quantile("tokens_per_s", 0.5))
 
 def summarize(df: pd.DataFrame, by: list[str],
               metrics: tuple[str, ...] = ("accuracy", "macro_f1", "resolution_rate",
-                                          *LATENCY_METRICS)) -> pd.DataFrame:
-    """One row per group: ``n``, each metric, and ``<metric>_low/_high`` for proportions."""
+                                          *OPTIONAL_METRICS, *LATENCY_METRICS)) -> pd.DataFrame:
+    """One row per group: ``n``, each metric, and ``<metric>_low/_high`` for proportions;
+    an optional metric whose scores the frame lacks (no multiple-choice suite) is left out."""
     rows = []
+    metrics = tuple(m for m in metrics if OPTIONAL_METRICS.get(m, "") in ("", *df.columns))
     groups = df.groupby(by, dropna=False, sort=True) if by else [((), df)]
     for key, group in groups:
         key = key if isinstance(key, tuple) else (key,)

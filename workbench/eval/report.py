@@ -15,13 +15,17 @@ import plotly.express as px
 import plotly.graph_objects as go
 
 from workbench.errors import InputError, StoreError
+from workbench.eval.intervals import Difference, paired_difference
 from workbench.eval.metrics import summarize
 from workbench.eval.store import EvalStore, RunRecord
 
-PROPORTIONS = ("accuracy", "resolution_rate")
+PROPORTIONS = ("accuracy", "resolution_rate", "acc", "acc_norm", "format_compliance")
 TABLE_METRICS = ("accuracy", "macro_f1", "resolution_rate", "p50_ms", "p95_ms", "p99_ms",
                  "ttft_p50_ms", "tokens_per_s")
-METRIC_LABELS = {"accuracy": "Accuracy", "resolution_rate": "Resolution rate"}
+METRIC_LABELS = {"accuracy": "Accuracy", "resolution_rate": "Resolution rate",
+                 "acc": "Choice accuracy (log-likelihood)",
+                 "acc_norm": "Choice accuracy per token (log-likelihood)",
+                 "format_compliance": "Format compliance"}
 
 
 @dataclass(frozen=True)
@@ -43,8 +47,10 @@ def summary_tables(df: pd.DataFrame) -> SummaryTables:
     return SummaryTables(
         overall=summarize(df, ["variant_label"]),
         by_suite=summarize(df, ["suite", "variant_label"]),
-        by_lang=summarize(df, ["lang", "variant_label"], ("accuracy", "resolution_rate", "p50_ms")),
-        by_region=summarize(regional, ["region", "variant_label"], ("accuracy", "resolution_rate"))
+        by_lang=summarize(df, ["lang", "variant_label"], ("accuracy", "acc", "resolution_rate",
+                                                          "p50_ms")),
+        by_region=summarize(regional, ["region", "variant_label"], ("accuracy", "format_compliance",
+                                                                    "resolution_rate"))
         if not regional.empty else pd.DataFrame(columns=["region", "variant_label", "n"]))
 
 
@@ -57,6 +63,9 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
         if col in PROPORTIONS and f"{col}_low" in table:
             out[col] = [_pct(v, lo, hi) for v, lo, hi in
                         zip(table[col], table[f"{col}_low"], table[f"{col}_high"])]
+        elif col == "macro_f1" and "macro_f1_low" in table:
+            out[col] = [_f1(v, lo, hi) for v, lo, hi in
+                        zip(table[col], table["macro_f1_low"], table["macro_f1_high"])]
         elif col in ("macro_f1", "tokens_per_s"):
             fmt = "{:.2f}" if col == "macro_f1" else "{:.1f}"
             out[col] = table[col].map(lambda v, f=fmt: "" if pd.isna(v) else f.format(v))
@@ -65,6 +74,12 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
         else:
             out[col] = table[col]
     return out.rename(columns={"variant_label": "variant"})
+
+
+def _f1(value: float | None, low: float | None, high: float | None) -> str:
+    if value is None or pd.isna(value):
+        return ""
+    return f"{value:.2f}" if low is None or pd.isna(low) else f"{value:.2f} [{low:.2f}–{high:.2f}]"
 
 
 def _pct(value: float | None, low: float | None, high: float | None) -> str:
@@ -136,7 +151,9 @@ def figures(df: pd.DataFrame) -> dict[str, go.Figure]:
 
 # ---- comparing two runs ----------------------------------------------------------------
 def compare_runs(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
-    """Metrics of two runs side by side per variant name (a1@v1 in A vs a1@v2 in B)."""
+    """Metrics of two runs side by side per variant name (a1@v1 in A vs a1@v2 in B); for
+    proportions also the paired-bootstrap 95% interval of Δ on the items both runs answered,
+    and whether Δ is more than noise."""
     cols = ("accuracy", "resolution_rate", "p50_ms", "p95_ms")
     sa, sb = summarize(a, ["variant"], cols), summarize(b, ["variant"], cols)
     merged = sa.merge(sb, on="variant", how="outer", suffixes=("_a", "_b"))
@@ -144,7 +161,49 @@ def compare_runs(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
     for col in cols:
         out[f"{col} A"], out[f"{col} B"] = merged[f"{col}_a"], merged[f"{col}_b"]
         out[f"{col} Δ"] = merged[f"{col}_b"] - merged[f"{col}_a"]
+        if col in PROPORTIONS:
+            diffs = [paired_difference(a[a["variant"] == v], b[b["variant"] == v], col)
+                     for v in merged["variant"]]
+            out[f"{col} Δ 95% CI"] = [_ci(d) for d in diffs]
+            out[f"{col} Δ verdict"] = [d.verdict for d in diffs]
     return out
+
+
+DIFF_METRICS = ("accuracy", "macro_f1", "resolution_rate")
+
+
+def variant_differences(df: pd.DataFrame, baseline: str | None = None,
+                        metrics: tuple[str, ...] = DIFF_METRICS) -> pd.DataFrame:
+    """Within one run: every variant against ``baseline`` (default: the run's first variant,
+    usually base) per suite, on the same items, with paired-bootstrap 95% intervals."""
+    variants = list(dict.fromkeys(df["variant"]))
+    baseline = baseline or (variants[0] if variants else None)
+    labels = dict(zip(df["variant"], df["variant_label"]))
+    rows = []
+    for suite, group in df.groupby("suite", sort=True):
+        base = group[group["variant"] == baseline]
+        for v in variants:
+            if v == baseline:
+                continue
+            other = group[group["variant"] == v]
+            for metric in metrics:
+                d = paired_difference(base, other, metric)
+                if d.diff is None:
+                    continue
+                rows.append({"suite": suite, "variant": labels.get(v, v),
+                             "vs": labels.get(baseline, baseline), "metric": metric,
+                             "baseline": d.a, "value": d.b, "Δ": d.diff, "Δ 95% CI": _ci(d),
+                             "verdict": d.verdict, "n": d.n})
+    return pd.DataFrame(rows, columns=["suite", "variant", "vs", "metric", "baseline", "value",
+                                       "Δ", "Δ 95% CI", "verdict", "n"])
+
+
+def _ci(d: Difference) -> str:
+    if d.low is None or pd.isna(d.low):
+        return ""
+    if d.metric == "macro_f1":
+        return f"[{d.low:+.2f}, {d.high:+.2f}]"
+    return f"[{d.low * 100:+.1f}, {d.high * 100:+.1f}] pts"
 
 
 def changed_items(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
@@ -212,6 +271,10 @@ def _tables_html(df: pd.DataFrame) -> str:
     for title, table in (("By variant", t.overall), ("By suite", t.by_suite),
                          ("By language", t.by_lang), ("By region", t.by_region)):
         out.append(f"<h2>{title}</h2>" + display_table(table).to_html(index=False))
+    diffs = variant_differences(df)
+    if not diffs.empty:
+        out.append("<h2>Variants against the first one (paired bootstrap, same items)</h2>"
+                   + diffs.to_html(index=False, float_format=lambda v: f"{v:.3f}"))
     return "\n".join(out)
 
 

@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING
 
 from workbench.engine import BASE_ADAPTER, Completion, RequestSpec
 from workbench.errors import InputError, StoreError, UnknownNameError
+from workbench.eval.choice import choice_scores
 from workbench.eval.metrics import VariantSummary, item_outcome, variant_summaries
+from workbench.eval.options import as_recorded, sampling_for, with_decoding
 from workbench.eval.schema import EvalItem
 from workbench.eval.scorers import score_all
 from workbench.eval.store import (EvalStore, ItemResult, RunRecord, SuiteRef, new_run_id,
@@ -79,24 +81,28 @@ def run_eval(wb: "Workbench", suites: Sequence[str | Path | Suite] = (),
              variants: Sequence[str] = (), limit: int | None = None,
              progress: ProgressFn | None = None, run_id: str | None = None,
              store: EvalStore | None = None,
-             on_start: Callable[[RunRecord], None] | None = None) -> RunResult:
+             on_start: Callable[[RunRecord], None] | None = None,
+             decoding: str = "free") -> RunResult:
     """Evaluate ``variants`` on ``suites`` (names, paths or loaded suites); with ``run_id``,
     resume that run instead (its suites, variants and limit come from the record).
 
     ``progress(done, total)`` is called after each stored answer; ``on_start(record)`` once
     the run is recorded, so a caller knows the id to resume if it is interrupted.
+    ``decoding``: "free", "constrained" or "both" for suites with a structured_output grammar.
     """
     store = store or EvalStore()
     if run_id:
         record, loaded = _prepare_resume(wb, store, run_id)
     else:
-        record, loaded = _prepare_new(wb, store, suites, variants, limit)
+        record, loaded = _prepare_new(wb, store, suites, variants, limit, decoding)
     if on_start is not None:
         on_start(record)
     done_keys = store.done_keys(record.run_id)
     work = [w for w in _work_items(loaded, record.variants, record.limit)
             if (w.suite.name, w.item.id, w.variant) not in done_keys]
-    generated = _generate(wb, store, record, work, len(done_keys), progress)
+    # Multiple-choice suites: every label scored by log-likelihood, before generation.
+    extra = choice_scores(wb.engine, work)
+    generated = _generate(wb, store, record, work, len(done_keys), progress, extra)
     done = store.progress(record.run_id)
     status = "finished" if done >= record.total else "failed"
     error = None if status == "finished" else (
@@ -108,13 +114,14 @@ def run_eval(wb: "Workbench", suites: Sequence[str | Path | Suite] = (),
 
 
 def _prepare_new(wb: "Workbench", store: EvalStore, suites: Sequence[str | Path | Suite],
-                 variants: Sequence[str], limit: int | None) -> tuple[RunRecord, list[Suite]]:
+                 variants: Sequence[str], limit: int | None,
+                 decoding: str = "free") -> tuple[RunRecord, list[Suite]]:
     if limit is not None and limit < 1:
         raise InputError(f"--limit must be at least 1, not {limit}.")
     if not suites:
         raise InputError("Pick at least one suite to evaluate.")
     names = resolve_variants(wb, variants)
-    loaded = [s if isinstance(s, Suite) else load_suite(s) for s in suites]
+    loaded = with_decoding([s if isinstance(s, Suite) else load_suite(s) for s in suites], decoding)
     if len({s.name for s in loaded}) != len(loaded):
         raise InputError("The same suite was given twice.")
     refs = [SuiteRef(s.name, str(s.path), s.hash, len(s.sample(limit))) for s in loaded]
@@ -124,7 +131,10 @@ def _prepare_new(wb: "Workbench", store: EvalStore, suites: Sequence[str | Path 
         device=str(wb.loaded.device), variants=names,
         adapters={v: wb.variant_label(v) for v in names}, suites=refs, limit=limit,
         total=sum(r.n_items for r in refs) * len(names),
-        engine=dataclasses.asdict(wb.engine.config), packages=package_versions())
+        # A remote backend adds its URL and the server's model list (``backend_record``).
+        engine={**dataclasses.asdict(wb.engine.config),
+                **getattr(wb.engine, "backend_record", dict)()},
+        packages=package_versions())
     store.create_run(record)
     return record, loaded
 
@@ -141,7 +151,7 @@ def _prepare_resume(wb: "Workbench", store: EvalStore, run_id: str) -> tuple[Run
                              "load that adapter version to resume.")
     loaded = []
     for ref in record.suites:
-        suite = load_suite(ref.path)
+        suite = as_recorded(load_suite(ref.path), ref.name)
         if suite.hash != ref.hash:
             raise StoreError(f"Suite '{ref.name}' changed since run {run_id} started "
                              f"(hash {ref.hash[:12]} -> {suite.hash[:12]}); start a new run.")
@@ -157,17 +167,21 @@ def _work_items(suites: list[Suite], variants: list[str], limit: int | None) -> 
 
 
 def _generate(wb: "Workbench", store: EvalStore, record: RunRecord, work: list[WorkItem],
-              already: int, progress: ProgressFn | None) -> int:
+              already: int, progress: ProgressFn | None,
+              extra: dict[tuple[str, str, str], dict] | None = None) -> int:
     """Send the work through the engine; score and store each answer as it completes."""
     specs = [RequestSpec(w.suite.messages(w.item), None if w.variant == BASE_ADAPTER else w.variant,
-                         max_new_tokens=w.suite.max_new_tokens) for w in work]
+                         max_new_tokens=w.suite.max_new_tokens, sampling=sampling_for(w.suite))
+             for w in work]
     done = already
     if progress is not None:
         progress(done, record.total)
 
     def on_done(index: int, completion: Completion) -> None:
         nonlocal done
-        store.record_item(_score(record, work[index], completion))
+        w = work[index]
+        store.record_item(_score(record, w, completion,
+                                 (extra or {}).get((w.suite.name, w.item.id, w.variant), {})))
         done += 1
         if progress is not None:
             progress(done, record.total)
@@ -180,7 +194,8 @@ def _generate(wb: "Workbench", store: EvalStore, record: RunRecord, work: list[W
     return done - already
 
 
-def _score(record: RunRecord, w: WorkItem, c: Completion) -> ItemResult:
+def _score(record: RunRecord, w: WorkItem, c: Completion, extra: dict | None = None) -> ItemResult:
+    """Generation scores decide the outcome; ``extra`` (log-likelihood scores) is stored beside."""
     ok = c.status.value == "finished"
     scores = score_all(w.suite.scorers, c.text, w.suite.context(w.item))
     m = c.metrics
@@ -190,5 +205,5 @@ def _score(record: RunRecord, w: WorkItem, c: Completion) -> ItemResult:
     return ItemResult(run_id=record.run_id, suite=w.suite.name, item=w.item, variant=w.variant,
                       variant_label=record.adapters.get(w.variant, w.variant), answer=c.text,
                       status=c.status.value, finish_reason=c.finish_reason, error=c.error,
-                      metrics=metrics, scores=scores,
+                      metrics=metrics, scores=scores | (extra or {}),
                       outcome=item_outcome(w.suite.scorers, scores, generated=ok))

@@ -21,6 +21,9 @@ SCORERS: dict[str, Scorer] = {}
 # Scorers whose passing means "the answer is right", as opposed to form checks; the first of
 # these in a suite's list is the one its accuracy counts.
 CONTENT_SCORERS = ("intent_label", "verdict", "facts")
+# Scorers of an answer's machine-readable form: reported on their own, not part of resolution.
+FORMAT_SCORERS = ("verdict_format",)
+PAYERS = ("customer", "store")
 
 
 def register_scorer(name: str) -> Callable[[Scorer], Scorer]:
@@ -99,14 +102,16 @@ def facts(answer: str, ctx: ScoreContext) -> Score:
 
 
 # ---- verdict --------------------------------------------------------------------------
-def last_json_object(text: str) -> dict | None:
+def last_json_object(text: str, lenient: bool = True) -> dict | None:
     """The last top-level ``{...}`` that parses as a JSON object (models add prose around it).
 
     Scanning forward and skipping past each parsed object keeps a nested object from being
-    taken for the verdict; Python-style ``True``/``False`` are accepted too.
+    taken for the verdict; when ``lenient``, Python-style ``True``/``False``, curly quotes and
+    non-ASCII digits are accepted too.
     """
-    text = ascii_digits(text).replace("\u201c", '"').replace("\u201d", '"')
-    text = re.sub(r"\bTrue\b", "true", re.sub(r"\bFalse\b", "false", text))
+    if lenient:
+        text = ascii_digits(text).replace("\u201c", '"').replace("\u201d", '"')
+        text = re.sub(r"\bTrue\b", "true", re.sub(r"\bFalse\b", "false", text))
     decoder, found, pos = json.JSONDecoder(), None, 0
     while (start := text.find("{", pos)) >= 0:
         try:
@@ -153,6 +158,26 @@ def verdict(answer: str, ctx: ScoreContext) -> Score:
         wrong.append(f"days={obj.get('days')!r}, expected {exp.days}")
     prediction = json.dumps({k: obj.get(k) for k in ("eligible", "days")}, ensure_ascii=False)
     return Score(not wrong, "; ".join(wrong) or "eligible and days match", prediction)
+
+
+@register_scorer("verdict_format")
+def verdict_format(answer: str, ctx: ScoreContext) -> Score:
+    """Passes when the answer ends with strict JSON: eligible (true/false), days (a whole
+    number) and payer ("customer" or "store"), whatever their values."""
+    if ctx.expected.eligible is None and ctx.expected.days is None:
+        return Score(None, "no verdict expected")
+    obj = last_json_object(answer, lenient=False)
+    if obj is None:
+        return Score(False, "no strict JSON object in the answer")
+    problems = []
+    if not isinstance(obj.get("eligible"), bool):
+        problems.append("eligible is not true/false")
+    days = obj.get("days")
+    if isinstance(days, bool) or not isinstance(days, int) or days < 0:
+        problems.append("days is not a whole number")
+    if obj.get("payer") not in PAYERS:
+        problems.append('payer is not "customer" or "store"')
+    return Score(not problems, "; ".join(problems) or "eligible, days and payer well-formed")
 
 
 # ---- deflection -----------------------------------------------------------------------

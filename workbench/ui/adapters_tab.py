@@ -2,7 +2,10 @@
 
 Every button calls one function of ``workbench.adapters.lifecycle`` (or ``upload``), so the
 UI and ``workbench adapters ...`` behave the same; a refused operation shows its message as
-``gr.Error`` and changes nothing.
+``gr.Error`` and changes nothing. Load, unload, rollback and upload need the admin token
+(``WORKBENCH_ADMIN_TOKEN``): the tab asks for it once per browser session and keeps it in
+that session's state only, so the same actions called through Gradio's API, which cannot
+set that state, are refused. With no token configured, administration is off.
 """
 from __future__ import annotations
 
@@ -13,8 +16,9 @@ import gradio as gr
 from workbench.adapters import lifecycle
 from workbench.adapters.lifecycle import AdapterRow
 from workbench.adapters.upload import import_adapter
-from workbench.errors import WorkbenchError
 from workbench.service import Workbench
+from workbench.ui.common import guard
+from workbench.ui.routes_panel import build_routes_panel
 
 
 def table_rows(wb: Workbench) -> list[list[str]]:
@@ -32,51 +36,76 @@ def status_line(wb: Workbench, message: str = "") -> str:
     return (f"{message}\n\n" if message else "") + f"Serving: {served} · right-pane default: **{default}**"
 
 
-def _guard(fn: Callable[..., str]) -> Callable[..., str]:
-    """Turn WorkbenchError into gr.Error: the message reaches the user, nothing else happens."""
-
-    def run(*args):
-        try:
-            return fn(*args)
-        except WorkbenchError as exc:
-            raise gr.Error(exc.message) from exc
-
-    return run
-
-
 def _need_ref(ref: str | None) -> str:
     if not ref or not str(ref).strip():
         raise gr.Error("Pick an adapter (name@version) first.")
     return str(ref).strip()
 
 
+def _admin(wb: Workbench, token: str | None) -> None:
+    """The session's admin token, checked; raises before any change is made."""
+    if wb.admin_enabled and not token:
+        raise gr.Error("Enter the admin token above first (it is asked once per session).")
+    wb.check_admin(token)
+
+
 def _handlers(wb: Workbench) -> tuple[Callable[..., str], ...]:
     """load, unload, rollback, set-default and upload, each returning a status message."""
 
-    @_guard
-    def on_load(r):
+    @guard
+    def on_load(r, token):
+        _admin(wb, token)
         return lifecycle.load(wb, _need_ref(r)).message
 
-    @_guard
-    def on_unload(r, wait):
+    @guard
+    def on_unload(r, wait, token):
+        _admin(wb, token)
         return lifecycle.unload(wb, _need_ref(r), drain=bool(wait)).message
 
-    @_guard
-    def on_rollback(r):
+    @guard
+    def on_rollback(r, token):
+        _admin(wb, token)
         return lifecycle.rollback(wb, _need_ref(r)).message
 
-    @_guard
+    @guard
     def on_default(r):
         return f"Right-pane default: {lifecycle.set_default(wb, _need_ref(r)) or 'base'}"
 
-    @_guard
-    def on_upload(path):
+    @guard
+    def on_upload(path, name, version, token):
         if not path:
             return ""
-        version = import_adapter(wb.registry, path, wb.loaded)
-        return f"Registered {version.ref} (validated against {wb.loaded.model_id}); load it to serve it."
+        _admin(wb, token)
+        registered = import_adapter(wb.registry, path, wb.loaded, name=(name or "").strip() or None,
+                                    version=(version or "").strip() or None)
+        return f"Registered {registered.ref} (validated against {wb.loaded.model_id}); load it to serve it."
 
     return on_load, on_unload, on_rollback, on_default, on_upload
+
+
+@guard
+def unlock(wb: Workbench, token: str | None) -> tuple[str, str]:
+    """Check the typed token once; returns (token kept for the session, status message)."""
+    typed = (token or "").strip() or None
+    wb.check_admin(typed)
+    return typed, "Administration unlocked for this session."
+
+
+def _token_row(wb: Workbench, token: gr.State, status: gr.Markdown) -> None:
+    if not wb.admin_enabled:
+        gr.Markdown("Adapter administration is **off**: start the app with `WORKBENCH_ADMIN_TOKEN` "
+                    "set to load, unload, roll back or upload adapters.", elem_id="adapters-admin-off")
+        return
+    with gr.Row(elem_id="adapters-token-row") as row:
+        box = gr.Textbox(label="Admin token", type="password", elem_id="adapters-token", scale=3)
+        button = gr.Button("Unlock", elem_id="adapters-unlock")
+
+    def on_unlock(typed: str):
+        kept, message = unlock(wb, typed)
+        return kept, gr.update(visible=False), status_line(wb, message)
+
+    for trigger in (button.click, box.submit):
+        trigger(on_unlock, box, [token, row, status], api_visibility="private")
 
 
 def build_adapters_tab(wb: Workbench, tab: gr.Tab) -> None:
@@ -93,18 +122,29 @@ def build_adapters_tab(wb: Workbench, tab: gr.Tab) -> None:
         unload = gr.Button("Unload", elem_id="adapters-unload")
         rollback = gr.Button("Roll back", elem_id="adapters-rollback")
         default = gr.Button("Set as right-pane default", elem_id="adapters-default")
+    with gr.Row():
+        up_name = gr.Textbox(label="Upload as name (default: from the zip)", elem_id="adapters-upload-name")
+        up_version = gr.Textbox(label="Version (default: next vN)", elem_id="adapters-upload-version")
     upload = gr.File(label="Upload a zipped adapter folder", file_types=[".zip"], type="filepath",
                      elem_id="adapters-upload")
     status = gr.Markdown(status_line(wb), elem_id="adapters-status")
+    token = gr.State(None)
+    _token_row(wb, token, status)
+    with gr.Accordion("A/B routes: traffic split, guarded rollout", open=False,
+                      elem_id="adapters-routes"):
+        build_routes_panel(wb)
 
     def refreshed(message: str):
         return table_rows(wb), gr.update(choices=ref_choices(wb)), status_line(wb, message)
 
     outputs = [table, ref, status]
     on_load, on_unload, on_rollback, on_default, on_upload = _handlers(wb)
-    load.click(lambda r: refreshed(on_load(r)), ref, outputs)
-    unload.click(lambda r, w: refreshed(on_unload(r, w)), [ref, drain], outputs)
-    rollback.click(lambda r: refreshed(on_rollback(r)), ref, outputs)
+    # Admin actions are not offered to API clients at all (the session token guards them too).
+    private = {"api_visibility": "private"}
+    load.click(lambda r, t: refreshed(on_load(r, t)), [ref, token], outputs, **private)
+    unload.click(lambda r, w, t: refreshed(on_unload(r, w, t)), [ref, drain, token], outputs, **private)
+    rollback.click(lambda r, t: refreshed(on_rollback(r, t)), [ref, token], outputs, **private)
     default.click(lambda r: refreshed(on_default(r)), ref, outputs)
-    upload.upload(lambda p: refreshed(on_upload(p)), upload, outputs)
+    upload.upload(lambda p, n, v, t: refreshed(on_upload(p, n, v, t)), [upload, up_name, up_version, token],
+                  outputs, **private)
     tab.select(lambda: refreshed(""), None, outputs)

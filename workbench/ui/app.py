@@ -1,18 +1,22 @@
 """Builds the Gradio app around a running Workbench."""
 from __future__ import annotations
 
-import importlib
-import importlib.util
+from collections.abc import Callable
 
 import gradio as gr
 
 from workbench.service import Workbench
+from workbench.ui.adapters_tab import build_adapters_tab
+from workbench.ui.chat_tab import build_chat_tab
+from workbench.ui.evaluate_tab import build_evaluate_tab
+from workbench.ui.monitor_tab import build_monitor_tab
 
-# (tab title, module under workbench.ui, builder function); a tab whose module is absent is skipped.
-TABS = (
-    ("Chat", "chat_tab", "build_chat_tab"),
-    ("Evaluate", "evaluate_tab", "build_evaluate_tab"),
-    ("Adapters", "adapters_tab", "build_adapters_tab"),
+# (tab title, element id, builder); imported explicitly so a broken tab fails loudly.
+TABS: tuple[tuple[str, str, Callable[[Workbench, gr.Tab], None]], ...] = (
+    ("Chat", "chat_tab", build_chat_tab),
+    ("Evaluate", "evaluate_tab", build_evaluate_tab),
+    ("Adapters", "adapters_tab", build_adapters_tab),
+    ("Monitor", "monitor_tab", build_monitor_tab),
 )
 
 CSS = """
@@ -29,10 +33,7 @@ def header_markdown(wb: Workbench) -> str:
 def build_demo(wb: Workbench) -> gr.Blocks:
     with gr.Blocks(title="GLM support workbench") as demo:
         header = gr.Markdown(header_markdown(wb), elem_id="wb-header")
-        for title, module, builder in TABS:
-            if importlib.util.find_spec(f"workbench.ui.{module}") is None:
-                continue
-            build = getattr(importlib.import_module(f"workbench.ui.{module}"), builder)
+        for title, module, build in TABS:
             with gr.Tab(title, elem_id=f"tab-{module}") as tab:
                 build(wb, tab)
             tab.select(lambda: header_markdown(wb), None, header)

@@ -16,6 +16,8 @@ from workbench.errors import WorkbenchError
 from workbench.langs import RTL_LANGUAGES, example_questions, language_choices, region_choices
 from workbench.policy import system_prompt
 from workbench.service import Workbench
+from workbench.ui.routes_panel import build_customer_view
+from workbench.ui.arena_panel import build_arena_panel
 
 STREAM_INTERVAL_S = 0.05
 
@@ -60,6 +62,9 @@ def stats_line(req: Request) -> str:
              f"{m.completion_tokens} tokens"]
     if m.cached_tokens:
         parts.append(f"{m.cached_tokens} of {m.prompt_tokens} prompt tokens reused")
+    if req.truncated_turns:
+        n = req.truncated_turns
+        parts.append(f"{n} oldest turn{'s' if n != 1 else ''} dropped to fit the context")
     if req.finish_reason == "cancelled":
         parts.append("stopped")
     return " · ".join(parts)
@@ -112,7 +117,9 @@ def build_chat_tab(wb: Workbench, tab: gr.Tab) -> None:
         grounded = gr.Checkbox(True, label="Ground on region policy", elem_id="chat-grounded")
         right_variant = gr.Dropdown(wb.variants, value=wb.default_adapter or BASE_ADAPTER,
                                     label="Right pane variant", elem_id="chat-variant")
-    with gr.Row(equal_height=True):
+        mode = gr.Radio(["Side by side", "Customer view"], value="Side by side", label="Mode",
+                        elem_id="chat-mode")
+    with gr.Row(equal_height=True) as arena_row:
         with gr.Column():
             left_bot = gr.Chatbot(label="Base model", height=380, elem_id="chat-left")
             left_stats = gr.Markdown("", elem_id="chat-left-stats")
@@ -122,12 +129,12 @@ def build_chat_tab(wb: Workbench, tab: gr.Tab) -> None:
                                    elem_id="chat-right")
             right_stats = gr.Markdown("", elem_id="chat-right-stats")
             right_rating, right_resolved = _rating_row("right")
-    with gr.Row():
+    with gr.Row() as input_row:
         example = gr.Dropdown(example_questions("en"), label="Example questions", scale=2,
                               elem_id="chat-example", allow_custom_value=True)
         text = gr.Textbox(placeholder="Type a customer question…", label="Customer message",
                           scale=4, elem_id="chat-input")
-    with gr.Row():
+    with gr.Row() as button_row:
         send = gr.Button("Send", variant="primary", elem_id="chat-send")
         stop = gr.Button("Stop", elem_id="chat-stop")
         clear = gr.Button("New conversation", elem_id="chat-clear")
@@ -137,6 +144,15 @@ def build_chat_tab(wb: Workbench, tab: gr.Tab) -> None:
         # Small models loop on long greedy answers; a mild penalty keeps chat readable
         # (eval runs use plain greedy decoding).
         rep_penalty = gr.Slider(1.0, 1.5, value=1.15, step=0.05, label="Repetition penalty")
+    # Customer view: each question goes through an A/B route, as production traffic does.
+    customer = build_customer_view(wb, dict(lang=lang, region=region, grounded=grounded,
+                                            max_new=max_new, temperature=temperature,
+                                            rep_penalty=rep_penalty, conv_id=conv_id),
+                                   stats_line, history_messages, drain)
+    mode.change(lambda m: [gr.update(visible=(m == "Customer view") == show)
+                           for show in (True, False, False, False, False)],
+                mode, [customer, arena_row, input_row, button_row, right_variant])
+    build_arena_panel(wb, lang, region, grounded, max_new, temperature, rep_penalty)
 
     def on_send(msg, lang_v, region_v, grounded_v, variant, left, right, conv, max_new_v, temp, rep):
         msg = (msg or "").strip()

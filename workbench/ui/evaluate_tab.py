@@ -20,6 +20,9 @@ from workbench.eval.runner import run_eval
 from workbench.eval.store import EvalStore
 from workbench.eval.suite import list_suites, load_suite
 from workbench.service import Workbench
+from workbench.ui.common import guard
+from workbench.eval.report import variant_differences
+from workbench.ui.arena_panel import build_arena_leaderboard
 
 CHARTS = ("lang", "region", "latency", "cdf")
 DEFAULT_LIMIT = 10
@@ -94,16 +97,21 @@ def _compare(store: EvalStore) -> dict:
         compare = gr.Button("Compare", elem_id="eval-compare")
         csv_btn = gr.Button("Export CSV", elem_id="eval-export-csv")
         html_btn = gr.Button("HTML report", elem_id="eval-export-html")
-    diff = gr.Dataframe(None, label="Run A vs run B", interactive=False, elem_id="eval-diff")
+    diff = gr.Dataframe(None, label="Run A vs run B (Δ with its paired 95% interval: is it more "
+                        "than noise?)", interactive=False, elem_id="eval-diff")
+    variant_diff = gr.Dataframe(None, label="Within each run: variants against its first "
+                                "variant, same items (paired bootstrap, 95%)", interactive=False,
+                                elem_id="eval-variant-diff")
     file = gr.File(label="Download", elem_id="eval-download")
     return dict(run_a=run_a, run_b=run_b, compare=compare, csv=csv_btn, html=html_btn,
-                diff=diff, file=file)
+                diff=diff, variant_diff=variant_diff, file=file)
 
 
 def build_evaluate_tab(wb: Workbench, tab: gr.Tab) -> None:
     """Fill the Evaluate tab (called inside ``with gr.Tab("Evaluate") as tab``)."""
     store = EvalStore()
     c, r, k = _controls(wb), _results(), _compare(store)
+    build_arena_leaderboard()
     view_outputs = [r["table"], r["lang_table"], *r["charts"]]
 
     def on_run(suites, variants, limit, progress=gr.Progress()):
@@ -124,22 +132,14 @@ def build_evaluate_tab(wb: Workbench, tab: gr.Tab) -> None:
     c["run"].click(on_run, [c["suites"], c["variants"], c["limit"]],
                    [c["status"], *view_outputs, k["run_a"], k["run_b"]],
                    concurrency_limit=1, concurrency_id="eval-run")
-    k["run_a"].change(lambda rid: _guard(run_view, store, rid) if rid else
+    k["run_a"].change(lambda rid: guard(run_view)(store, rid) if rid else
                       (pd.DataFrame(), pd.DataFrame(), *[None] * len(CHARTS)), k["run_a"], view_outputs)
     k["compare"].click(lambda a, b: _compare_runs(store, a, b), [k["run_a"], k["run_b"]],
-                       [k["diff"], k["file"]])
-    k["csv"].click(lambda a: _guard(_csv, store, a), k["run_a"], k["file"])
-    k["html"].click(lambda a, b: _guard(_html, store, a, b), [k["run_a"], k["run_b"]], k["file"])
+                       [k["diff"], k["variant_diff"], k["file"]])
+    k["csv"].click(lambda a: guard(_csv)(store, a), k["run_a"], k["file"])
+    k["html"].click(lambda a, b: guard(_html)(store, a, b), [k["run_a"], k["run_b"]], k["file"])
     tab.select(lambda picked: _refresh(wb, store, picked), c["variants"],
                [c["variants"], c["suites"], k["run_a"], k["run_b"]])
-
-
-def _guard(fn, *args):
-    """Call ``fn``; a WorkbenchError becomes a gr.Error popup."""
-    try:
-        return fn(*args)
-    except WorkbenchError as exc:
-        raise gr.Error(exc.message) from exc
 
 
 def _need(run_id: str | None) -> str:
@@ -162,9 +162,11 @@ def _html(store: EvalStore, run_id: str | None, other: str | None) -> str:
 def _compare_runs(store: EvalStore, run_a: str | None, run_b: str | None) -> tuple:
     if not run_a or not run_b:
         raise gr.Error("Pick two runs to compare.")
-    report = _guard(_html, store, run_a, run_b)  # first: it refuses runs without answers
-    diff = compare_runs(store.results_frame(run_a), store.results_frame(run_b))
-    return diff.round(4), report
+    report = guard(_html)(store, run_a, run_b)  # first: it refuses runs without answers
+    frames = {run_a: store.results_frame(run_a), run_b: store.results_frame(run_b)}
+    diff = compare_runs(frames[run_a], frames[run_b])
+    within = pd.concat([variant_differences(df).assign(run=rid) for rid, df in frames.items()])
+    return diff.round(4), within.round(4), report
 
 
 def _refresh(wb: Workbench, store: EvalStore, picked: list[str] | None) -> tuple:

@@ -1,0 +1,53 @@
+"""`workbench serve`: the OpenAI-compatible HTTP API, without the web UI."""
+from __future__ import annotations
+
+import os
+
+import click
+
+from workbench.models.catalog import DEFAULT_MODEL
+
+
+@click.command("serve")
+@click.option("--model", default=lambda: os.environ.get("WORKBENCH_MODEL", DEFAULT_MODEL),
+              show_default=DEFAULT_MODEL, help="Model preset, hub id or local folder.")
+@click.option("--adapters", default=None,
+              help="Comma-separated adapter refs to serve (default: each name's pinned version).")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; a non-loopback one needs --api-key and WORKBENCH_ADMIN_TOKEN.")
+@click.option("--port", default=8000, show_default=True)
+@click.option("--api-key", envvar="WORKBENCH_API_KEY", default=None,
+              help="Bearer key clients must send for inference (env WORKBENCH_API_KEY).")
+@click.option("--max-body-kb", default=256, show_default=True, help="Largest request body on /v1 routes.")
+@click.option("--preset", default="interactive", show_default=True,
+              help="Engine preset (interactive, throughput).")
+def serve_cmd(model: str, adapters: str | None, host: str, port: int, api_key: str | None,
+              max_body_kb: int, preset: str) -> None:
+    """Serve /v1/chat/completions, /v1/completions, /v1/models, adapter admin and /metrics.
+
+    Adapter administration (/v1/load_lora_adapter, /v1/unload_lora_adapter, ...) is on only
+    when WORKBENCH_ADMIN_TOKEN is set; send it as 'Authorization: Bearer <token>'.
+
+    Example: WORKBENCH_ADMIN_TOKEN=$(openssl rand -hex 16) workbench serve --port 8000 --api-key sk-local
+    """
+    from workbench.api.app import create_api
+    from workbench.api.auth import APISettings, check_bind
+    from workbench.api.server import serve
+    from workbench.config import engine_preset
+    from workbench.service import Workbench
+
+    settings = APISettings(api_key=api_key or None, max_body_bytes=max_body_kb * 1024)
+    check_bind(host, settings, os.environ.get("WORKBENCH_ADMIN_TOKEN"))  # before the slow model load
+    refs = [a for a in adapters.split(",") if a] if adapters else None
+    wb = Workbench.start(model=model, adapters=refs, engine_config=engine_preset(preset))
+    try:
+        click.echo(f"Serving {wb.loaded.describe()} on http://{host}:{port}/v1 "
+                   f"(adapters: {', '.join(v.ref for v in wb.served.values()) or 'none'}; "
+                   f"admin API {'on' if wb.admin_enabled else 'off: set WORKBENCH_ADMIN_TOKEN'}; "
+                   f"inference {'needs the API key' if settings.api_key else 'open to loopback clients'})")
+        serve(create_api(wb, settings), host, port)
+    finally:
+        wb.close()
+
+
+COMMANDS: list[click.Command] = [serve_cmd]

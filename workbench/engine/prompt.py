@@ -1,0 +1,92 @@
+"""Chat template → prompt ids, fitted to the context budget by whole turns.
+
+A conversation longer than the budget loses its oldest turns (a user message and the
+answers after it) right after the system message. The system message carries the store's
+policy grounding, so it is never cut, and nothing is cut inside the template: cutting ids
+from the left, as before, could leave half a role tag or half a policy. When the system
+message and the newest turn alone are over the budget the request is refused at submit.
+
+Templating runs on the caller's thread, so a bad prompt is refused at once and the worker
+only runs the model. One lock guards the tokenizer: fast tokenizers may refuse concurrent
+calls that touch their padding and truncation state.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from transformers import PreTrainedTokenizerBase
+
+from workbench.errors import InputError
+
+Messages = list[dict[str, str]]
+
+
+@dataclass(frozen=True)
+class FittedPrompt:
+    """A templated prompt that fits the budget."""
+
+    # Token ids of the whole templated prompt.
+    ids: list[int]
+    # Leading ids that are the system message (0: none, or too short to reuse).
+    prefix_len: int
+    # Whole turns dropped after the system message to fit.
+    dropped_turns: int
+
+
+def split_turns(messages: Messages) -> tuple[Messages, list[Messages]]:
+    """(system messages at the head, turns): each turn starts at a user message."""
+    head = [m for m in messages[:1] if m.get("role") == "system"]
+    turns: list[Messages] = []
+    for m in messages[len(head):]:
+        if m.get("role") == "user" or not turns:
+            turns.append([m])
+        else:
+            turns[-1].append(m)
+    return head, turns
+
+
+def common_prefix_len(a: list[int], b: list[int]) -> int:
+    n = min(len(a), len(b))
+    for i in range(n):
+        if a[i] != b[i]:
+            return i
+    return n
+
+
+class Prompter:
+    """Templates and fits prompts for one tokenizer."""
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase) -> None:
+        self.tokenizer = tokenizer
+        self._lock = threading.Lock()
+
+    def ids(self, messages: Messages, generation_prompt: bool = True) -> list[int]:
+        with self._lock:
+            text = self.tokenizer.apply_chat_template(messages, add_generation_prompt=generation_prompt,
+                                                      tokenize=False)
+            return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def fit(self, messages: Messages, budget: int, min_prefix: int) -> FittedPrompt:
+        """The prompt with the fewest oldest turns dropped that fits ``budget`` tokens."""
+        head, turns = split_turns(messages)
+        dropped = 0
+        ids = self.ids(messages)
+        while len(ids) > budget and len(turns) - dropped > 1:
+            dropped += 1
+            ids = self.ids(head + [m for t in turns[dropped:] for m in t])
+        if len(ids) > budget:
+            what = "The system message and the last message" if head else "The last message"
+            raise InputError(f"{what} take {len(ids)} tokens; the prompt budget is {budget}. "
+                             "Shorten it or raise max_prompt_tokens.")
+        return FittedPrompt(ids, self._prefix_len(head, ids, min_prefix), dropped)
+
+    def _prefix_len(self, head: Messages, ids: list[int], min_prefix: int) -> int:
+        if not head or min_prefix <= 0:
+            return 0
+        try:
+            head_ids = self.ids(head, generation_prompt=False)
+        except Exception:  # templates that insist on a user turn: nothing to reuse
+            return 0
+        n = min(common_prefix_len(ids, head_ids), len(ids) - 1)  # one id must be left to run
+        return n if n >= min_prefix else 0

@@ -1,0 +1,76 @@
+"""Multiple-choice scoring of eval items by log-likelihood, through the engine.
+
+Every label's choice text is scored after the item's prompt (``engine.loglik``); the item
+gets two scores next to its generation scores: ``loglik`` (the choice with the highest summed
+log-probability is the expected label: ``acc``) and ``loglik_norm`` (highest per token:
+``acc_norm``). Neither counts towards resolution, which stays a property of the answer.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Protocol
+
+from workbench.engine import loglik
+from workbench.engine.loglik import ChoiceItem, ChoiceScores
+from workbench.eval.schema import EvalItem, Score
+
+if TYPE_CHECKING:
+    from workbench.engine import Engine
+    from workbench.eval.suite import Suite
+
+log = logging.getLogger(__name__)
+SCORE_NAMES = ("loglik", "loglik_norm")
+# Items per trip to the engine's worker: small enough that chat turns waiting behind an
+# eval run are served between trips.
+ITEMS_PER_CALL = 8
+
+Key = tuple[str, str, str]  # (suite, item id, variant)
+
+
+class Work(Protocol):
+    suite: "Suite"
+    item: EvalItem
+    variant: str
+
+
+def choice_scores(engine: "Engine", work: Sequence[Work],
+                  progress: Callable[[int, int], None] | None = None) -> dict[Key, dict[str, Score]]:
+    """Log-likelihood scores of every multiple-choice work item, keyed by (suite, item, variant)."""
+    if getattr(engine, "runner", None) is None:  # a remote backend: no prompt log-probs here
+        log.info("backend has no local model: log-likelihood choice scores skipped")
+        return {}
+    todo = [w for w in work if w.suite.options.multiple_choice and w.item.expected.intent]
+    out: dict[Key, dict[str, Score]] = {}
+    if todo and getattr(engine, "runner", None) is None:
+        # A remote backend exposes no model to score with; generation is still scored.
+        log.warning("this backend cannot score choices by log-likelihood; acc/acc_norm skipped")
+        return out
+    for start in range(0, len(todo), ITEMS_PER_CALL):
+        chunk = todo[start:start + ITEMS_PER_CALL]
+        items = [ChoiceItem(w.suite.messages(w.item), w.suite.options.choices, w.variant)
+                 for w in chunk]
+        results = engine.call_between_batches(lambda: loglik.score(engine.runner, items),
+                                              timeout=600.0)
+        for w, res in zip(chunk, results):
+            out[(w.suite.name, w.item.id, w.variant)] = item_scores(w.suite.labels, w.item, res)
+        if progress is not None:
+            progress(start + len(chunk), len(todo))
+    if todo:
+        log.info("scored %d multiple-choice items by log-likelihood", len(todo))
+    return out
+
+
+def item_scores(labels: tuple[str, ...], item: EvalItem, res: ChoiceScores) -> dict[str, Score]:
+    """The ``loglik`` and ``loglik_norm`` scores of one item from its choices' log-probs."""
+    expected = item.expected.intent
+    gold = labels.index(expected) if expected in labels else None
+    out = {}
+    for name, pick, value in (
+            ("loglik", res.best, lambda i: res.logprobs[i]),
+            ("loglik_norm", res.best_norm, lambda i: res.logprobs[i] / res.n_tokens[i])):
+        detail = f"chose {labels[pick]} ({value(pick):.3f})"
+        if gold is not None and gold != pick:
+            detail += f", expected {expected} ({value(gold):.3f})"
+        out[name] = Score(None if gold is None else pick == gold, detail, labels[pick])
+    return out

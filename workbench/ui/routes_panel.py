@@ -1,0 +1,229 @@
+"""A/B routes in the UI: the route view of the Adapters tab, and the Chat tab's customer view.
+
+The route view shows each arm's share and figures (turns, resolution and rating with 95%
+intervals, TTFT and end-to-end P95, errors), whether promote is allowed and why, and edits
+weights, promotes and rolls back through the same ``workbench.routes`` functions as the CLI
+and the admin API. Changes need the admin token when the server has one (they are logged
+with its id) and are off when it has none, as adapter administration is.
+
+The customer view sends each question through a route as production traffic would: the
+arm is picked for the browser session (sticky per session), the answer is stored with its
+route and arm, and its rating and "resolved?" feed the route view.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import gradio as gr
+
+from workbench.chatlog import ChatTurn
+from workbench.engine import Request, SamplingParams
+from workbench.errors import AuthError, WorkbenchError
+from workbench.policy import system_prompt
+from workbench.route_report import REPORT_HEADERS, promote_decision, report_table, route_report
+from workbench.routes import RouteStore, assign, default_store, parse_arms
+from workbench.service import Workbench
+from workbench.ui.common import guard
+
+STREAM_INTERVAL_S = 0.05
+
+
+# ---- route view (Adapters tab) -------------------------------------------------------------
+def route_choices(store: RouteStore | None = None) -> list[str]:
+    return (store or default_store()).names()
+
+
+def route_view(name: str | None) -> tuple[list[list[str]], str]:
+    """The arms table and a summary line (shares, incumbent, promote verdicts) of one route."""
+    if not name:
+        return [], "No route picked. Create one below (arms as `name@version=weight, ...`)."
+    store = default_store()
+    route = store.get(name)
+    rep = route_report(route)
+    lines = [f"**{route.name}**: " + ", ".join(f"{a.ref} {route.share(a.ref):.0%}" for a in route.arms)
+             + f" · incumbent **{route.incumbent}** · margin {route.margin:.1%} · seed {route.seed}"]
+    lines += [promote_decision(rep, c, route.incumbent, route.margin).message for c in route.candidates]
+    last = store.audit(name)[-1:] or []
+    lines += [f"Last change: {e['time']} {e['action']} by {e['who']}" for e in last]
+    return report_table(rep), "\n\n".join(lines)
+
+
+def who_from_token(wb: Workbench, token: str | None) -> str:
+    """The admin token's id for the audit log; refuses when changes are off or the token is wrong."""
+    if not getattr(wb, "admin_token", None):
+        raise AuthError("Route changes are off: start the app with WORKBENCH_ADMIN_TOKEN set to "
+                        "enable them (they are logged with the token's id).", status=403)
+    return wb.check_admin((token or "").strip() or None)
+
+
+def _route_handlers(wb: Workbench):
+    @guard
+    def on_create(token, name, arms, incumbent, margin):
+        route = default_store().create((name or "").strip(), parse_arms(arms or ""),
+                                       (incumbent or "").strip() or None, margin=float(margin),
+                                       who=who_from_token(wb, token))
+        return route.name, f"Created route {route.name}."
+
+    @guard
+    def on_set(token, name, arms):
+        _need(name)
+        route = default_store().set(name, parse_arms(arms or ""), who=who_from_token(wb, token))
+        return route.name, "Weights saved; they apply to the next request."
+
+    @guard
+    def on_promote(token, name):
+        _need(name)
+        route = default_store().promote(name, who=who_from_token(wb, token))
+        return route.name, f"Promoted {route.incumbent} to 100%."
+
+    @guard
+    def on_rollback(token, name):
+        _need(name)
+        route = default_store().rollback(name, who=who_from_token(wb, token))
+        return route.name, f"Rolled back: all traffic to {route.incumbent}."
+
+    return on_create, on_set, on_promote, on_rollback
+
+
+def _need(name: str | None) -> None:
+    if not name:
+        raise gr.Error("Pick a route first.")
+
+
+def build_routes_panel(wb: Workbench) -> None:
+    """The route view, inside whatever block the caller opened (an accordion of the Adapters tab)."""
+    with gr.Row():
+        pick = gr.Dropdown(route_choices(), label="Route", elem_id="routes-pick", scale=2,
+                           allow_custom_value=False)
+        refresh = gr.Button("Refresh", elem_id="routes-refresh", scale=0)
+    table = gr.Dataframe([], headers=list(REPORT_HEADERS), interactive=False,
+                         elem_id="routes-table", wrap=True)
+    summary = gr.Markdown("", elem_id="routes-summary")
+    with gr.Row():
+        name = gr.Textbox(label="New route name", elem_id="routes-name", scale=1)
+        arms = gr.Textbox(label="Arms (REF=WEIGHT, comma-separated; REF is name@version or base)",
+                          placeholder="cs-support@v2=90, cs-support@v3=10", elem_id="routes-arms", scale=3)
+        incumbent = gr.Textbox(label="Incumbent (default: first arm)", elem_id="routes-incumbent", scale=1)
+        margin = gr.Number(0.02, label="Promote margin", elem_id="routes-margin", scale=0)
+    token = gr.Textbox(label="Admin token", type="password", elem_id="routes-token")
+    with gr.Row():
+        create = gr.Button("Create route", elem_id="routes-create")
+        save = gr.Button("Save weights", variant="primary", elem_id="routes-set")
+        promote = gr.Button("Promote candidate", elem_id="routes-promote")
+        rollback = gr.Button("Roll back to incumbent", elem_id="routes-rollback")
+    status = gr.Markdown("", elem_id="routes-status")
+
+    def show(route_name: str | None, message: str = ""):
+        rows, text = guard(route_view)(route_name)
+        return gr.update(choices=route_choices(), value=route_name), rows, text, message
+
+    outs = [pick, table, summary, status]
+    on_create, on_set, on_promote, on_rollback = _route_handlers(wb)
+    pick.input(show, pick, outs)
+    refresh.click(show, pick, outs)
+    create.click(lambda t, n, a, i, m: show(*on_create(t, n, a, i, m)),
+                 [token, name, arms, incumbent, margin], outs)
+    save.click(lambda t, n, a: show(*on_set(t, n, a)), [token, pick, arms], outs)
+    promote.click(lambda t, n: show(*on_promote(t, n)), [token, pick], outs)
+    rollback.click(lambda t, n: show(*on_rollback(t, n)), [token, pick], outs)
+
+
+# ---- customer view (Chat tab) --------------------------------------------------------------
+@dataclass
+class CustomerRun:
+    """One routed question while it streams."""
+
+    route: str
+    arm: str
+    request: Request
+    history: list[dict]
+
+
+def start_customer_run(wb: Workbench, route_name: str, user_key: str, text: str, lang: str,
+                       region: str, grounded: bool, history: list[dict], max_new_tokens: int,
+                       temperature: float, repetition_penalty: float,
+                       history_messages) -> CustomerRun:
+    """Pick the session's arm on the route and submit the question to it."""
+    if not route_name:
+        raise WorkbenchError("Pick a route for the customer view (create one in the Adapters tab).")
+    route = default_store().get(route_name)
+    arm = assign(route, user_key)
+    msgs = [{"role": "system", "content": system_prompt(lang, region, grounded)},
+            *history_messages(history), {"role": "user", "content": text}]
+    sampling = SamplingParams(temperature=float(temperature),
+                              repetition_penalty=float(repetition_penalty))
+    req, _variant = wb.submit(arm, msgs, sampling, int(max_new_tokens), user=user_key)
+    new_hist = [*history, {"role": "user", "content": text}, {"role": "assistant", "content": ""}]
+    return CustomerRun(route.name, arm, req, new_hist)
+
+
+def record_customer_turn(wb: Workbench, run: CustomerRun, conv_id: str, text: str, lang: str,
+                         region: str, grounded: bool) -> str:
+    m = run.request.metrics
+    return wb.chatlog.record(ChatTurn(
+        conv_id, lang, region, grounded, "customer", run.arm, wb.loaded.name, text,
+        run.request.output_text, m.total_ms, m.ttft_ms, m.tokens_per_s, m.batch_size,
+        route=run.route, arm=run.arm, error=run.request.error))
+
+
+def build_customer_view(wb: Workbench, inputs: dict, stats_line, history_messages, drain) -> gr.Column:
+    """A single routed chat pane with its rating row; ``inputs`` holds the tab's shared
+    controls (lang, region, grounded, max_new, temperature, rep_penalty, conv_id)."""
+    with gr.Column(visible=False, elem_id="chat-customer") as col:
+        route = gr.Dropdown(route_choices(), label="Route (production traffic split)",
+                            elem_id="chat-route")
+        bot = gr.Chatbot(label="Customer view", height=380, elem_id="chat-customer-bot")
+        stats = gr.Markdown("", elem_id="chat-customer-stats")
+        with gr.Row():
+            rating = gr.Radio([1, 2, 3, 4, 5], label="Rating", elem_id="chat-customer-rating")
+            resolved = gr.Radio(["yes", "no"], label="Resolved?", elem_id="chat-customer-resolved")
+        with gr.Row():
+            text = gr.Textbox(placeholder="Type a customer question…", label="Customer message",
+                              scale=4, elem_id="chat-customer-input")
+            send = gr.Button("Send", variant="primary", elem_id="chat-customer-send", scale=1)
+    turn_id = gr.State("")
+
+    def on_send(msg, route_name, lang, region, grounded, hist, conv, max_new, temp, rep,
+                request: gr.Request):
+        msg = (msg or "").strip()
+        if not msg:
+            raise gr.Error("Type a customer question first.")
+        key = getattr(request, "session_hash", None) or conv
+        run = guard(start_customer_run)(wb, route_name, key, msg, lang, region, grounded,
+                                        hist or [], max_new, temp, rep, history_messages)
+        while not run.request.done_event.is_set():
+            time.sleep(STREAM_INTERVAL_S)
+            drain(run)
+            yield "", run.history, "…", "", None, None
+        drain(run)
+        saved = record_customer_turn(wb, run, conv, msg, lang, region, grounded)
+        yield ("", run.history, f"arm **{run.arm}** · " + stats_line(run.request), saved,
+               None, None)
+
+    ins = [text, route, inputs["lang"], inputs["region"], inputs["grounded"], bot,
+           inputs["conv_id"], inputs["max_new"], inputs["temperature"], inputs["rep_penalty"]]
+    outs = [text, bot, stats, turn_id, rating, resolved]
+    send.click(on_send, ins, outs, concurrency_limit=None)
+    text.submit(on_send, ins, outs, concurrency_limit=None)
+    route.focus(lambda v: gr.update(choices=route_choices(), value=v), route, route)
+
+    rating.change(_rater(wb, "rating"), [turn_id, rating], None)
+    resolved.change(_rater(wb, "resolved"), [turn_id, resolved], None)
+    return col
+
+
+def _rater(wb: Workbench, field: str):
+    """Store a customer-view rating or "resolved?" answer on the last turn."""
+
+    @guard
+    def save(tid: str, value: object) -> None:
+        if value is None or not tid:
+            return
+        if field == "rating":
+            wb.chatlog.rate(tid, rating=int(value))
+        else:
+            wb.chatlog.rate(tid, resolved=value == "yes")
+        gr.Info("Saved.")
+
+    return save
