@@ -205,7 +205,9 @@ def test_hot_swap_during_16_streams(tmp_home, tiny_loaded, make_adapter) -> None
                 swap = asyncio.create_task(client.post(
                     s.v1 + "/load_lora_adapter", json={"lora_name": "a1", "lora_path": "a1/v2"},
                     headers=admin))
-                await asyncio.sleep(0.05)
+                # Requests sent once the swap has closed the gate for a1 must get the new version.
+                await asyncio.to_thread(
+                    wait_until, lambda: "a1" in s.wb._gate.closed or len(swap_window) == 2)
                 later = [asyncio.create_task(stream_one(client, s.url, body_for(i, "a1", tokens=8)))
                          for i in range(4)]
                 return await asyncio.gather(*first), await swap, await asyncio.gather(*later)
