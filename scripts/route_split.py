@@ -87,6 +87,7 @@ def seed_turns(arm: str, n: int, resolved_p: float, seed: int) -> None:
 
 def promote_case(name: str, incumbent_p: float, candidate_p: float, n: int, seed: int) -> dict:
     """A fresh database and route per case, so the two cases never see each other's turns."""
+    from workbench.route_report import promote
     from workbench.routes import PromoteRefused, RouteStore, parse_arms
 
     with tempfile.TemporaryDirectory(prefix=f"route-{name}-") as home:
@@ -96,7 +97,7 @@ def promote_case(name: str, incumbent_p: float, candidate_p: float, n: int, seed
         seed_turns(INCUMBENT, n, incumbent_p, seed)
         seed_turns(CANDIDATE, n, candidate_p, seed + 1)
         try:
-            route = store.promote(ROUTE, who="script:route_split")
+            route = promote(store, ROUTE, who="script:route_split")
             return {"case": name, "allowed": True, "message": store.audit()[-1]["note"],
                     "weights_after": route.weights}
         except PromoteRefused as exc:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from workbench.adapters import lifecycle
+from workbench import lifecycle
 from workbench.adapters.demo import make_random_adapter
 from workbench.adapters.registry import Registry
 from workbench.adapters.upload import UploadLimits, import_adapter

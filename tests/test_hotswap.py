@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from workbench.adapters import lifecycle
+from workbench import lifecycle
 from workbench.adapters.demo import make_random_adapter
 from workbench.errors import AdapterError, BusyError, UnknownNameError
 from workbench.models.catalog import load_model

@@ -14,7 +14,7 @@ from scipy.stats import binomtest
 
 from workbench.chatlog import ChatLog, ChatTurn
 from workbench.errors import InputError, UnknownNameError
-from workbench.route_report import mean_interval, route_report
+from workbench.route_report import mean_interval, promote, route_report
 from workbench.routes import (Arm, PromoteRefused, RouteStore, assign, parse_arms, resolve_route,
                               token_id, unit_hash)
 
@@ -124,7 +124,7 @@ def test_promote_refused_when_candidate_resolves_worse(store: RouteStore) -> Non
     seed_turns(log, INC, 300, 0.60, seed=1)
     seed_turns(log, CAND, 300, 0.45, seed=2)
     with pytest.raises(PromoteRefused) as err:
-        store.promote("cs-support", who="token:ops")
+        promote(store, "cs-support", who="token:ops")
     msg = err.value.message
     assert "lower 95% Wilson bound" in msg and "minus the margin (2.0%)" in msg
     rep = route_report(store.get("cs-support"))
@@ -139,7 +139,7 @@ def test_promote_allowed_when_candidate_is_not_worse(store: RouteStore) -> None:
     log = ChatLog()
     seed_turns(log, INC, 300, 0.60, seed=1)
     seed_turns(log, CAND, 300, 0.70, seed=3)
-    route = store.promote("cs-support", who="token:ops")
+    route = promote(store, "cs-support", who="token:ops")
     assert route.weights == {INC: 0.0, CAND: 100.0} and route.incumbent == CAND
     assert route.previous == INC
     entry = store.audit()[-1]
@@ -151,7 +151,7 @@ def test_promote_allowed_when_candidate_is_not_worse(store: RouteStore) -> None:
 
 def test_promote_refused_without_data(store: RouteStore) -> None:
     with pytest.raises(PromoteRefused, match="no turns"):
-        store.promote("cs-support")
+        promote(store, "cs-support")
 
 
 def test_report_figures(store: RouteStore) -> None:

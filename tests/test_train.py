@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from workbench.adapters import lifecycle
+from workbench import lifecycle
 from workbench.adapters.sft_data import IGNORE, encode_dialog, load_dialogs
 from workbench.adapters.train import TrainConfig, train_adapter
 from workbench.adapters.validate import validate_adapter

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from workbench.gpu_check import CheckFailed, CheckSkipped, Run, invoke_cli
+from workbench.gpu_check_core import CheckFailed, CheckSkipped, Run, invoke_cli
 
 DEMO_ADAPTER = "gpu-demo"
 

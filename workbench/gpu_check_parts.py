@@ -13,9 +13,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from workbench.gpu_check import (QUESTIONS, SYSTEM, TINY_SEED, CheckFailed, CheckSkipped, Run,
-                                 forced_logits, greedy_gap, invoke_cli, parted_at_confident_step,
-                                 prompt_ids, tolerance)
+from workbench.devtools.greedy_match import logit_tolerance as tolerance
+from workbench.devtools.greedy_match import prompt_ids
+from workbench.devtools.greedy_match import teacher_forced_logits as forced_logits
+from workbench.gpu_check_core import (QUESTIONS, SYSTEM, TINY_SEED, CheckFailed, CheckSkipped, Run,
+                                      greedy_gap, invoke_cli, parted_at_confident_step)
 
 
 def _msgs(text: str, system: str | None = None) -> list[dict[str, str]]:

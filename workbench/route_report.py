@@ -19,7 +19,7 @@ from scipy import stats
 
 from workbench.chatlog import ChatLog
 from workbench.eval.metrics import wilson
-from workbench.routes import Route
+from workbench.routes import PromoteRefused, Route, RouteStore
 
 
 @dataclass(frozen=True)
@@ -170,3 +170,15 @@ def report_table(report: RouteReport) -> list[list[str]]:
 
 REPORT_HEADERS = ("arm", "role", "share", "turns", "resolution [95% CI]", "rating [95% CI]",
                   "TTFT P95 ms", "e2e P95 ms", "errors")
+
+
+def promote(store: RouteStore, name: str, candidate: str | None = None, who: str = "",
+            report: RouteReport | None = None) -> Route:
+    """Move ``candidate`` to 100% if the guarded-rollout rule allows it, else PromoteRefused."""
+    route = store.get(name)
+    candidate = store.pick_candidate(name, candidate)
+    rep = report if report is not None else route_report(route)
+    decision = promote_decision(rep, candidate, route.incumbent, route.margin)
+    if not decision.allowed:
+        raise PromoteRefused(decision.message)
+    return store.apply_promotion(name, candidate, who, decision.message)

@@ -350,20 +350,16 @@ class RouteStore:
         return self.set(name, arms, incumbent=target, previous=previous, who=who,
                         action="rollback", note=f"all traffic to {target}")
 
-    def promote(self, name: str, candidate: str | None = None, who: str = "",
-                report: "object | None" = None) -> Route:
-        """Move ``candidate`` to 100% if the guarded-rollout rule allows it (see route_report)."""
-        from workbench.route_report import promote_decision, route_report
-
+    def apply_promotion(self, name: str, candidate: str, who: str, note: str) -> Route:
+        """All traffic to ``candidate``, which becomes the incumbent; the old incumbent is kept
+        for rollback. The guarded-rollout rule is checked by ``route_report.promote`` first."""
         route = self.get(name)
-        candidate = self._pick_candidate(route, candidate)
-        rep = report if report is not None else route_report(route)
-        decision = promote_decision(rep, candidate, route.incumbent, route.margin)
-        if not decision.allowed:
-            raise PromoteRefused(decision.message)
         arms = tuple(Arm(a.ref, 100.0 if a.ref == candidate else 0.0) for a in route.arms)
         return self.set(name, arms, incumbent=candidate, previous=route.incumbent, who=who,
-                        action="promote", note=decision.message)
+                        action="promote", note=note)
+
+    def pick_candidate(self, name: str, candidate: str | None) -> str:
+        return self._pick_candidate(self.get(name), candidate)
 
     @staticmethod
     def _pick_candidate(route: Route, candidate: str | None) -> str:

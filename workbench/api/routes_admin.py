@@ -1,7 +1,7 @@
 """Adapter administration, vLLM-shaped: load, unload, plus rollback and upload.
 
 Every route needs the admin token and goes through the same validation and lifecycle as the
-Adapters tab (``workbench.adapters.lifecycle``, ``upload``). A ``lora_path`` must lie inside
+Adapters tab (``workbench.lifecycle``, ``upload``). A ``lora_path`` must lie inside
 the adapters registry or a folder named in ``WORKBENCH_LORA_ROOTS``; a folder outside the
 registry is imported as a new immutable version first, and an existing ``name@version`` is
 never replaced by another folder's files.
@@ -19,7 +19,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
-from workbench.adapters import lifecycle
+from workbench import lifecycle
 from workbench.adapters.registry import CONFIG_FILE, parse_ref
 from workbench.adapters.upload import UploadLimits, import_adapter
 from workbench.api.auth import AdminRoute, APISettings

@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from workbench.api.auth import AdminRoute
 from workbench.api.errors import APIError
 from workbench.errors import UnknownNameError, WorkbenchError
-from workbench.route_report import promote_decision, route_report
+from workbench.route_report import promote, promote_decision, route_report
 from workbench.routes import (BASE_ARM, DEFAULT_MARGIN, Arm, PromoteRefused, Route, RouteStore,
                               default_store)
 
@@ -135,7 +135,7 @@ async def report_route(name: str) -> dict:
 
 @router.post("/v1/routes/{name}/promote")
 async def promote_route(name: str, request: Request, body: PromoteBody | None = None) -> dict:
-    route = await _call(_store().promote, name, body.candidate if body else None,
+    route = await _call(promote, _store(), name, body.candidate if body else None,
                         who=_who(request))
     return route_json(route)
 

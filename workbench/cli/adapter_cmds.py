@@ -70,7 +70,7 @@ def list_cmd(as_json: bool, max_lora_rank: int) -> None:
 
     Example: workbench adapters list --json
     """
-    from workbench.adapters.lifecycle import AdapterRow, adapter_rows, pinned_refs
+    from workbench.lifecycle import AdapterRow, adapter_rows, pinned_refs
     from workbench.adapters.registry import Registry
     from workbench.adapters.vllm_compat import vllm_problems
 
@@ -114,7 +114,7 @@ def load_cmd(ref: str, model: str, server: str | None) -> None:
 
     Example: workbench adapters load cs-support@v1 --server http://127.0.0.1:7860
     """
-    from workbench.adapters import lifecycle
+    from workbench import lifecycle
     from workbench.adapters.registry import Registry
 
     if server:
@@ -149,7 +149,7 @@ def unload_cmd(name: str, drain: bool, model: str, server: str | None) -> None:
 
     Example: workbench adapters unload cs-support --server http://127.0.0.1:7860
     """
-    from workbench.adapters import lifecycle
+    from workbench import lifecycle
 
     if server:
         _remote(server, "/unload_lora_adapter", {"lora_name": name.partition("@")[0]})
@@ -176,7 +176,7 @@ def rollback_cmd(name: str, to_version: str | None, model: str, server: str | No
 
     Example: workbench adapters rollback cs-support --server http://127.0.0.1:7860
     """
-    from workbench.adapters import lifecycle
+    from workbench import lifecycle
 
     if server:
         body = {"lora_name": name.partition("@")[0], "version": to_version}
@@ -194,7 +194,7 @@ def rollback_cmd(name: str, to_version: str | None, model: str, server: str | No
 
 def _pinned(registry, name: str) -> str:
     """The version of NAME served last (newest if never served)."""
-    from workbench.adapters.lifecycle import pinned_refs
+    from workbench.lifecycle import pinned_refs
     from workbench.adapters.registry import parse_ref
 
     name, _ = parse_ref(name)

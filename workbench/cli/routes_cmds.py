@@ -138,7 +138,9 @@ def promote_cmd(name: str, candidate: str | None) -> None:
 
     Example: workbench routes promote cs-support --candidate cs-support@v3
     """
-    route = _store(check=False).promote(name, candidate, who=_who())
+    from workbench.route_report import promote
+
+    route = promote(_store(check=False), name, candidate, who=_who())
     click.echo(f"Promoted: {_describe(route)}")
 
 

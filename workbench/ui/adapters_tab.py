@@ -1,6 +1,6 @@
 """The Adapters tab: the registry table and the live operations on the running engine.
 
-Every button calls one function of ``workbench.adapters.lifecycle`` (or ``upload``), so the
+Every button calls one function of ``workbench.lifecycle`` (or ``upload``), so the
 UI and ``workbench adapters ...`` behave the same; a refused operation shows its message as
 ``gr.Error`` and changes nothing. Load, unload, rollback and upload need the admin token
 (``WORKBENCH_ADMIN_TOKEN``): the tab asks for it once per browser session and keeps it in
@@ -13,8 +13,8 @@ from collections.abc import Callable
 
 import gradio as gr
 
-from workbench.adapters import lifecycle
-from workbench.adapters.lifecycle import AdapterRow
+from workbench import lifecycle
+from workbench.lifecycle import AdapterRow
 from workbench.adapters.upload import import_adapter
 from workbench.service import Workbench
 from workbench.ui.common import guard

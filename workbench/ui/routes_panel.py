@@ -21,7 +21,8 @@ from workbench.chatlog import ChatTurn
 from workbench.engine import Request, SamplingParams
 from workbench.errors import AuthError, WorkbenchError
 from workbench.policy import system_prompt
-from workbench.route_report import REPORT_HEADERS, promote_decision, report_table, route_report
+from workbench.route_report import (REPORT_HEADERS, promote, promote_decision, report_table,
+                                     route_report)
 from workbench.routes import RouteStore, assign, default_store, parse_arms
 from workbench.service import Workbench
 from workbench.ui.common import guard
@@ -74,7 +75,7 @@ def _route_handlers(wb: Workbench):
     @guard
     def on_promote(token, name):
         _need(name)
-        route = default_store().promote(name, who=who_from_token(wb, token))
+        route = promote(default_store(), name, who=who_from_token(wb, token))
         return route.name, f"Promoted {route.incumbent} to 100%."
 
     @guard

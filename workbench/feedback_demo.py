@@ -14,7 +14,7 @@
 Use a scratch ``WORKBENCH_HOME`` (the seeded turns are synthetic) and a scratch adapters
 folder (``WORKBENCH_ADAPTERS``) until the new version has been evaluated::
 
-    python -m workbench.adapters.feedback_demo --from cs-support@v2 --out adapters/cs-support/v3 \\
+    python -m workbench.feedback_demo --from cs-support@v2 --out adapters/cs-support/v3 \\
         --questions 48 --steps 30 --eval-limit 24 --report loop.json
 """
 from __future__ import annotations
