@@ -185,6 +185,43 @@ def test_bad_adapters_are_refused_on_import(workbench: Workbench, tmp_path: Path
     assert answer(workbench)
 
 
+@pytest.mark.parametrize("prefix, named", [("", "dora.zip"), ("cs/v2/", "dora.zip › cs › v2")])
+def test_upload_refusals_name_what_the_user_gave(workbench: Workbench, tmp_path: Path,
+                                                 prefix: str, named: str) -> None:
+    """No staging names ("raw:", "v1:") in a refusal: it names the zip (and its folder)."""
+    dora = shutil.copytree(workbench.registry.resolve("a1@v1").path, tmp_path / "dora")
+    cfg = json.loads((dora / "adapter_config.json").read_text())
+    (dora / "adapter_config.json").write_text(json.dumps({**cfg, "use_dora": True}))
+    before = snapshot(workbench)
+    with pytest.raises(AdapterError) as info:
+        import_adapter(workbench.registry, zip_folder(dora, tmp_path / "dora.zip", prefix),
+                       workbench.loaded, name="up")
+    assert info.value.message.startswith(f"{named}: adapter_config.json 'use_dora'"), info.value.message
+    assert "raw:" not in info.value.message and not info.value.message.startswith("v2:")
+    assert snapshot(workbench) == before
+
+
+def test_table_cells_are_short() -> None:
+    from workbench.lifecycle import short_eval, short_targets
+
+    cfg = {"target_modules": ["gate_proj", "down_proj", "o_proj", "v_proj", "k_proj", "q_proj",
+                              "up_proj"], "layers_to_transform": list(range(20, 30))}
+    assert short_targets(cfg) == "q k v o gate up down · layers 20–29"
+    assert short_targets({"target_modules": "all-linear"}) == "all linear"
+    ev = {"multilingual-intents@aa": {"suite": "multilingual-intents", "suite_hash": "aa" * 32,
+                                      "resolution_rate": 0.2167, "n": 180},
+          "regional-policy@bb": {"suite": "regional-policy", "suite_hash": "bb" * 32,
+                                 "resolution_rate": 0.4, "n": 72}}
+    assert short_eval(ev) == "intents 21.7% · policy 40%"
+    # Two suites ending alike keep their names; one name with other items shows its hash.
+    assert short_eval({"a-policy": {"accuracy": 0.5}, "b-policy": {"accuracy": 0.25}}) == \
+        "a-policy 50% · b-policy 25%"
+    same = {"p@1": {"suite": "p", "suite_hash": "111111ff", "accuracy": 0.5},
+            "p@2": {"suite": "p", "suite_hash": "222222ff", "accuracy": 0.5}}
+    assert short_eval(same) == "p [111111] 50% · p [222222] 50%"
+    assert short_eval({}) == "" and short_eval(None) == ""
+
+
 @pytest.mark.parametrize("ref", ["../a1", "a1@../../etc", "/etc/passwd", "a1@v1/..", ".hidden"])
 def test_traversal_names_refused(workbench: Workbench, tmp_path: Path, ref: str) -> None:
     before = snapshot(workbench)
@@ -275,20 +312,28 @@ def test_adapters_tab_buttons(workbench: Workbench, tmp_path: Path) -> None:
     src = make_random_adapter(fresh_base(), tmp_path / "up", base_model_id="tiny-glm", seed=9, rank=4)
     status = upload(str(zip_folder(src, tmp_path / "up.zip", "a1/v2/")), "", "", token)
     assert "Registered a1@v2" in status
-    assert ["a1@v2"] == [r[0] for r in adapters_tab.table_rows(workbench) if r[0] == "a1@v2"]
+    # Table rows: Adapter, Version, Rank, Target modules, Loaded, Eval, Created.
+    assert [["a1", "v2"]] == [r[:2] for r in adapters_tab.table_rows(workbench) if r[:2] == ["a1", "v2"]]
     status = load("a1@v2", token)
-    assert "v1 -> v2" in status and any(r[0] == "a1@v2" and r[-1] for r in adapters_tab.table_rows(workbench))
+    assert "v1 -> v2" in status
+    assert any(r[:2] == ["a1", "v2"] and r[4] for r in adapters_tab.table_rows(workbench))
     status = default("a2@v1")
     assert workbench.default_adapter == "a2" and "a2" in status
     rollback("a1", token)
     assert workbench.served["a1"].version == "v1"
     before = snapshot(workbench)
-    with pytest.raises(gr.Error, match="Unknown adapter"):
+    with pytest.raises(UnknownNameError, match="Unknown adapter"):
         load("nope@v1", token)
-    with pytest.raises(gr.Error, match="Refused upload"):
+    with pytest.raises(InputError, match="Refused upload"):
         upload(str(_evil_zip(tmp_path / "evil.zip", src, "dotdot")), "", "", token)
-    with pytest.raises(gr.Error, match="admin token"):
+    with pytest.raises(WorkbenchError, match="admin token"):
         unload("a2", False, None)
     assert snapshot(workbench) == before
+    # Wired to the buttons, a refusal is a toast that leaves table, picker and status as they were.
+    assert adapters_tab.refreshing(workbench, load)("nope@v1", token) == gr.skip()
+    assert snapshot(workbench) == before
+    table, picker, line = adapters_tab.refreshing(workbench, default)("base")
+    assert workbench.default_adapter is None and "defaults to **base**" in line
+    assert "a1@v2" in picker["choices"] and ["a1", "v2"] in [r[:2] for r in table]
     unload("a2", False, token)
     assert workbench.engine.adapters == ["a1"]

@@ -3,6 +3,7 @@ with usage, the error envelope, bad inputs with their statuses, and /metrics."""
 from __future__ import annotations
 
 import json
+import logging
 import time
 
 import httpx
@@ -148,6 +149,42 @@ def test_bad_input_statuses(served, case, body, status, words) -> None:
     ok = httpx.post(served.v1 + "/chat/completions", timeout=60,
                     json={"model": "base", "messages": ask(), "max_tokens": 2})
     assert ok.status_code == 200
+
+
+def _logged(caplog, words: str, timeout: float = 5.0) -> list[logging.LogRecord]:
+    """Records of the API logger that mention ``words`` (the server thread may log just after
+    the client has its response)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = [r for r in caplog.records if r.name == "workbench.api" and words in r.getMessage()]
+        if found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.02)
+
+
+def test_refusal_logs_one_line_and_a_fault_its_traceback(served, caplog, monkeypatch) -> None:
+    caplog.set_level(logging.INFO, logger="workbench.api")
+    r = httpx.post(served.v1 + "/chat/completions", timeout=60,
+                   json={"model": "no-such-model", "messages": ask()})
+    assert r.status_code == 404
+    refused = _logged(caplog, "no-such-model")
+    assert len(refused) == 1 and refused[0].levelno == logging.WARNING
+    assert refused[0].exc_info is None and "\n" not in refused[0].getMessage()
+    assert refused[0].getMessage().startswith("refused POST /v1/chat/completions: 404 ")
+    assert "Traceback" not in caplog.text
+    # An unexpected exception is a fault: the client gets a plain 500, the log its traceback.
+    caplog.clear()
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("resolver exploded")
+
+    monkeypatch.setattr(served.wb, "resolve_model", broken)
+    r = httpx.post(served.v1 + "/chat/completions", timeout=60,
+                   json={"model": "base", "messages": ask()})
+    assert r.status_code == 500 and "Traceback" not in r.text and "exploded" not in r.text
+    fault = _logged(caplog, "resolver exploded")
+    assert len(fault) == 1 and fault[0].levelno == logging.ERROR and fault[0].exc_info
+    assert "Traceback" in caplog.text and "RuntimeError: resolver exploded" in caplog.text
 
 
 def test_truncate_drops_old_turns_of_a_long_conversation(served) -> None:

@@ -27,7 +27,7 @@ def test_two_panes_stream_answers(page, workbench) -> None:
     assert "TTFT" in stats and "batch" in stats
     turns = workbench.chatlog.turns()
     assert {t["pane"] for t in turns} == {"left", "right"}
-    assert {t["variant"] for t in turns} == {"__base__", "a1@v1"}
+    assert {t["variant"] for t in turns} == {"base", "a1@v1"}
 
 
 def test_arabic_switches_panes_to_rtl(page) -> None:

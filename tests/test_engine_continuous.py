@@ -326,3 +326,24 @@ def test_long_conversation_drops_whole_oldest_turns_keeping_the_system(tiny_load
     with pytest.raises(InputError, match="system message"):
         engine.submit(long_system)
     engine.shutdown()
+
+
+def test_overlong_message_is_cut_only_when_asked_and_the_answer_says_so(tiny_loaded) -> None:
+    from workbench.ui.chat_tab import stats_line
+
+    engine = Engine(tiny_loaded, EngineConfig(max_prompt_tokens=120, max_wait_ms=0))
+    system = {"role": "system", "content": "Returns: 30 days from delivery."}
+    messages = [system, {"role": "user", "content": "where is my parcel " * 60}]
+    with pytest.raises(InputError, match="last message"):
+        engine.submit(messages, max_new_tokens=4)  # callers that did not ask are refused
+    req = engine.submit(messages, max_new_tokens=4, cut_last=True)
+    assert 0 < req.cut_tokens and len(req.prompt_ids) <= 120
+    # The system message and the template survive whole; only the message's tail went.
+    head = engine.runner.prompter.ids([system], generation_prompt=False)
+    assert req.prompt_ids[:len(head) - 1] == head[:-1]
+    assert req.prompt_ids[-2:] == engine.runner.prompter.ids([system, {"role": "user", "content": "x"}])[-2:]
+    engine.start()
+    assert req.done_event.wait(60) and req.status is RequestStatus.FINISHED
+    assert f"its last {req.cut_tokens} tokens were left out" in stats_line(req)
+    assert "cut at its limit of 4 tokens" in stats_line(req) or req.finish_reason != "length"
+    engine.shutdown()

@@ -47,7 +47,7 @@ def test_eval_json_runs_report_export(cli_env: Path, tmp_path: Path) -> None:
     res = _run("eval", "--suite", str(cli_env), "--variants", "base,a1", "--model", "tiny-glm", "--json")
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout.strip().splitlines()[-1])
-    assert set(out["variants"]) == {"__base__", "a1"}
+    assert set(out["variants"]) == {"base", "a1"}
     for summary in out["variants"].values():
         assert set(summary) == {"accuracy", "resolution_rate", "p50_ms", "p95_ms", "p99_ms", "n"}
         assert summary["n"] == 5 and summary["p50_ms"] > 0
@@ -56,7 +56,8 @@ def test_eval_json_runs_report_export(cli_env: Path, tmp_path: Path) -> None:
     run_id = out["run_id"]
     # Headless runs (stderr not a terminal) log the run id and progress lines.
     assert f"Run {run_id}: 10 generations (if interrupted: workbench eval --resume {run_id})" in res.stderr
-    assert "Evaluating: 10/10 (100%)" in res.stderr and "Evaluating: 5/10 (50%)" in res.stderr
+    assert "Evaluating: 5/10 (50%)" in res.stderr and "Evaluating: done, 10/10 in " in res.stderr
+    assert "\r" not in res.stderr
 
     listing = _run("runs")
     assert listing.exit_code == 0 and run_id in listing.stdout and "10/10" in listing.stdout
@@ -84,8 +85,11 @@ def test_cli_errors_are_clean(cli_env: Path, tmp_path: Path) -> None:
     res = _run("report", "nope", "--out", str(tmp_path / "x.html"))
     assert res.exit_code == 2 and "Unknown eval run 'nope'" in res.stderr
     assert not (tmp_path / "x.html").exists()
-    res = _run("eval", "--model", "tiny-glm")
-    assert res.exit_code == 2 and "--suite" in res.stderr
+    from workbench.cli.eval_cmds import _checked
+    from workbench.eval.suite import list_suites
+
+    loaded, *_ = _checked((), "base", None, "tiny-glm", False)  # no --suite: every suite
+    assert [s.name for s in loaded] == list_suites() and len(loaded) >= 3
     res = _run("eval", "--suite", str(cli_env), "--variants", "base,zz", "--model", "tiny-glm")
     assert res.exit_code == 2 and "Unknown adapter 'zz'" in res.stderr
     assert "Example: workbench eval --suite" in _run("eval", "--help").stdout

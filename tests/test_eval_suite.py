@@ -138,3 +138,37 @@ def test_shipped_suites_load() -> None:
     for name in list_suites():
         suite = load_suite(name)
         assert suite.items and all(suite.messages(i) for i in suite.items)
+
+
+FEWSHOT = {**SUITE, "output_type": "multiple_choice",
+           "fewshot": {"file": "fewshot.jsonl", "preamble": "Intents: {labels}", "template": "Msg: {text}"}}
+
+
+def write_shots(folder: Path, rows: list[dict]) -> None:
+    (folder / "fewshot.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+
+
+def test_fewshot_examples_go_before_the_item_for_choice_scoring_only(tmp_path: Path) -> None:
+    folder = write_suite(tmp_path, FEWSHOT)
+    write_shots(folder, [{"text": "Track it", "label": "order_tracking"},
+                         {"text": "Stop my order", "label": "cancel_order"}])
+    suite = load_suite(folder)
+    item = suite.items[0]
+    msgs = suite.choice_messages(item)
+    assert [m["role"] for m in msgs] == ["system", "user", "assistant", "user", "assistant", "user"]
+    assert msgs[1]["content"] == "Intents: order_tracking, cancel_order\n\nMsg: Track it"
+    assert msgs[2]["content"] == "order_tracking" and msgs[-1]["content"] == "Msg: Where is my parcel?"
+    assert suite.messages(item)[-1]["content"].startswith("Classify (English)")  # generation: zero-shot
+    before = suite.hash
+    write_shots(folder, [{"text": "Track it please", "label": "order_tracking"}])
+    assert load_suite(folder).hash != before  # the examples are part of the suite's content
+
+
+def test_fewshot_errors_name_the_field(tmp_path: Path) -> None:
+    folder = write_suite(tmp_path, FEWSHOT)
+    write_shots(folder, [{"text": "Track it", "label": "tracking"}])
+    with pytest.raises(SuiteError, match="fewshot.*'tracking' is not one of the suite's labels"):
+        load_suite(folder)
+    folder = write_suite(tmp_path, {**SUITE, "fewshot": {"file": "fewshot.jsonl"}})
+    with pytest.raises(SuiteError, match="only a multiple_choice suite"):
+        load_suite(folder)

@@ -103,13 +103,15 @@ def test_paired_interval_covers_the_true_difference() -> None:
 def test_compare_view_says_whether_a_change_is_noise() -> None:
     rng = np.random.default_rng(5)
     base, adapter = rng.random(180) < 0.05, rng.random(180) < 0.3
-    run_a = pd.concat([frame("__base__", base), frame("a1", base)])
-    run_b = pd.concat([frame("__base__", base), frame("a1", adapter)])
+    # As the store gives them: engine name __base__, label base.
+    base_a = frame("__base__", base).assign(variant_label="base")
+    run_a = pd.concat([base_a, frame("a1", base)])
+    run_b = pd.concat([base_a, frame("a1", adapter)])
     view = compare_runs(run_a, run_b).set_index("variant")
     assert view.loc["a1", "accuracy Δ verdict"] == "better"
-    assert view.loc["__base__", "resolution_rate Δ verdict"] == "within noise"
+    assert view.loc["base", "resolution_rate Δ verdict"] == "within noise"
     assert view.loc["a1", "accuracy Δ 95% CI"].endswith("pts")
     diffs = variant_differences(run_b)
     row = diffs[(diffs["metric"] == "accuracy")].iloc[0]
-    assert row["variant"] == "a1" and row["vs"] == "__base__" and row["verdict"] == "better"
+    assert row["variant"] == "a1" and row["vs"] == "base" and row["verdict"] == "better"
     assert set(diffs["metric"]) == {"accuracy", "macro_f1", "resolution_rate"}

@@ -120,8 +120,16 @@ def test_guard_turns_refusals_into_a_message() -> None:
         raise ValueError("bug")
 
     assert guard(lambda x, y=1: f"{x}+{y}")(2, y=3) == "2+3"
-    with pytest.raises(gr.Error, match="no 7"):
-        guard(refuse)(7)
+    # A refusal is a warning toast; every output keeps what it showed (gr.skip, not gr.Error).
+    with pytest.warns(UserWarning, match="no 7"):
+        assert guard(refuse)(7) == gr.skip()
+
+    def stream(n: int):
+        yield "first"
+        raise WorkbenchError(f"no {n}")
+
+    with pytest.warns(UserWarning, match="no 3"):
+        assert list(guard(stream)(3)) == ["first", gr.skip()]
     with pytest.raises(ValueError):  # a bug is not a user's refused input: it stays a bug
         guard(crash)()
     assert guard(refuse).__name__ == "refuse"

@@ -79,3 +79,38 @@ def test_unknown_adapter_and_empty_choices_are_refused(engine) -> None:
         loglik.score(engine.runner, items(["nope"] * 1))
     with pytest.raises(InputError, match="at least one choice"):
         loglik.score(engine.runner, [ChoiceItem([{"role": "user", "content": "hi"}], ())])
+
+
+def few_shot_items(adapters: list[str]) -> list[ChoiceItem]:
+    """Prompts that share a long start (a system message and solved examples), as few-shot
+    suites build them."""
+    shots = []
+    for q, label in (("My parcel is late.", "order_tracking"), ("I want my money back.", "refund status please"),
+                     ("Can I send the shoes back?", "return_policy")) * 3:
+        shots += [{"role": "user", "content": f'Message: "{q}"'}, {"role": "assistant", "content": label}]
+    return [ChoiceItem([{"role": "system", "content": "Route the message."}, *shots,
+                        {"role": "user", "content": f'Message: "{q}"'}], CHOICES, a)
+            for q, a in zip(QUESTIONS, adapters)]
+
+
+def test_shared_prompt_start_is_computed_once_and_scores_the_same(engine, tiny_loaded, make_adapter) -> None:
+    engine.load_adapter("a1", make_adapter(tiny_loaded, "a1", seed=1))
+    batch = few_shot_items(["__base__", "a1", "__base__"])
+    hits_before = engine.runner.prefixes.stats.hits
+    got = engine.call_between_batches(lambda: loglik.score(engine.runner, batch, max_rows=8))
+    for item, res in zip(batch, got):  # in the caller's order, whatever the grouping
+        assert res.logprobs == pytest.approx([lp for lp, _ in reference(engine, item)], abs=2e-3)
+    again = engine.call_between_batches(lambda: loglik.score(engine.runner, batch, max_rows=8))
+    assert engine.runner.prefixes.stats.hits > hits_before  # the second call reused the prefix
+    for r, g in zip(again, got):
+        assert r.logprobs == pytest.approx(g.logprobs, abs=1e-4)
+
+
+def test_choice_rows_in_small_copy_groups_score_the_same(engine, monkeypatch) -> None:
+    batch = items(["__base__"] * 3)
+    whole = engine.call_between_batches(lambda: loglik.score(engine.runner, batch))
+    monkeypatch.setattr(loglik, "COPY_ROW_TOKENS", 1)  # one choice row per copy of its prompt
+    grouped = engine.call_between_batches(lambda: loglik.score(engine.runner, batch))
+    for a, b, item in zip(whole, grouped, batch):
+        assert b.logprobs == pytest.approx(a.logprobs, abs=1e-4)
+        assert b.logprobs == pytest.approx([lp for lp, _ in reference(engine, item)], abs=2e-3)

@@ -114,3 +114,23 @@ def test_top_between_two_scrapes_counts_only_what_happened_between() -> None:
 def test_top_says_when_no_server_answers() -> None:
     result = CliRunner().invoke(main, ["top", "--server", "http://127.0.0.1:9", "--iterations", "1"])
     assert result.exit_code != 0 and "Could not read http://127.0.0.1:9/metrics" in result.output
+
+
+def test_top_shows_each_route_arm_like_the_telemetry_does() -> None:
+    from workbench.cli.monitor_cmds import telemetry_rows
+
+    tel = Telemetry("tiny")
+    for version, n in (("v2", 9), ("v3", 1)):
+        for _ in range(n):
+            m = RequestMetrics(ttft_ms=300, total_ms=1100, prompt_tokens=10, completion_tokens=4)
+            req = Request([{"role": "user", "content": "hi"}], adapter="cs", metrics=m, finish_reason="eos")
+            tel.observe(req, "cs", version, "cs-support")
+    observe(tel, 2, None, None)  # not routed
+    scraped = {r.variant: r for r in scrape_rows(parse_metrics(tel.exposition().decode(), 1.0), None)}
+    local = {r.variant: r for r in telemetry_rows(tel, 300)}
+    arms = ["route cs-support: cs@v2", "route cs-support: cs@v3"]
+    assert list(scraped)[-2:] == arms and set(arms) <= set(local)
+    for arm, n in zip(arms, (9, 1)):
+        assert scraped[arm].requests == local[arm].requests == n
+        assert 1.0 < scraped[arm].e2e_s[0] <= 2.5 and local[arm].e2e_s[0] == pytest.approx(1.1)
+    assert scraped["all"].requests == local["all"].requests == 12  # routed rows count once

@@ -112,7 +112,7 @@ def test_generate_many_cancel_and_refusals(remote: RemoteEngine) -> None:
     assert remote.cancel(req.request_id)
     assert req.done_event.wait(30) and req.status == RequestStatus.CANCELLED
     assert req.finish_reason == "cancelled" and len(req.output_text) > 0
-    with pytest.raises(UnknownNameError, match="Known: __base__"):
+    with pytest.raises(UnknownNameError, match="Known: base"):
         remote.submit(MSGS, adapter="cs-support")
     with pytest.raises(InputError):
         remote.submit([{"role": "user", "content": " "}])
@@ -367,3 +367,31 @@ def test_app_py_serves_the_page_on_the_remote_backend(hf_server: str, tmp_home: 
         proc.terminate()
         out = proc.communicate(timeout=30)[0]
     assert "Ready: " in out and hf_server in out, out[-2000:]
+
+
+def test_serve_forwards_to_the_remote_backend(hf_server: str, tmp_home: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """`workbench serve --backend openai`: this API in front, generation on the other server."""
+    from click.testing import CliRunner
+    from fastapi.testclient import TestClient
+
+    import workbench.api.server as server_mod
+    from workbench.cli import main
+
+    seen: dict = {}
+
+    def fake_serve(app, host: str, port: int) -> None:
+        with TestClient(app) as client:
+            seen["models"] = client.get("/v1/models").json()
+            seen["chat"] = client.post("/v1/chat/completions", json={
+                "model": "base", "max_tokens": 4,
+                "messages": [{"role": "user", "content": "Where is my order?"}]}).json()
+            seen["metrics"] = client.get("/metrics").text
+
+    monkeypatch.setattr(server_mod, "serve", fake_serve)
+    res = CliRunner().invoke(main, ["serve", "--backend", "openai", "--base-url", hf_server])
+    assert res.exit_code == 0, res.output
+    assert "choices" in seen["chat"], (seen["models"], seen["chat"])
+    assert seen["chat"]["choices"][0]["message"]["content"]
+    assert seen["chat"]["usage"]["completion_tokens"] >= 1
+    assert "vllm:request_success_total" in seen["metrics"]  # counted here, served there

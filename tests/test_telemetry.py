@@ -87,3 +87,22 @@ def test_observe_feeds_prometheus_and_buffer_once() -> None:
     assert rec.ref == "a1@v2" and rec.finished_reason == "stop" and rec.running == 1
     live = tel.live()
     assert live.waiting == 3 and live.rss_bytes > 0
+
+
+def test_routed_requests_get_figures_per_route_arm() -> None:
+    tel = Telemetry("tiny")
+    for arm_version, route in (("v2", "cs"), ("v2", "cs"), ("v3", "cs"), ("v2", None)):
+        req = Request(messages=[{"role": "user", "content": "hi"}], adapter="a1")
+        req.finish_reason = "eos"
+        req.metrics = RequestMetrics(ttft_ms=40, total_ms=200, prompt_tokens=9, completion_tokens=3,
+                                     batch_size=1, token_times=[1.0, 1.1, 1.2])
+        tel.observe(req, "a1", arm_version, route)
+    arms = tel.by_route_arm(60)
+    assert {k: s.requests for k, s in arms.items()} == {"route cs: a1@v2": 2, "route cs: a1@v3": 1}
+    assert tel.window(60).requests == 4  # the whole still counts every request once
+    text = tel.exposition().decode()
+    assert ('workbench:route_request_success_total{arm="a1@v2",finished_reason="stop",'
+            'model_name="tiny",route="cs"} 2.0') in text
+    assert 'workbench:route_e2e_request_latency_seconds_count{arm="a1@v3",model_name="tiny",route="cs"} 1.0' in text
+    # vLLM's families keep their label sets: no route label there.
+    assert 'vllm:request_success_total{adapter="a1",adapter_version="v2",finished_reason="stop",model_name="tiny"} 3.0' in text

@@ -20,7 +20,7 @@ CREATE TABLE IF NOT EXISTS chat_turns (
     created REAL NOT NULL,
     lang TEXT, region TEXT, grounded INTEGER NOT NULL DEFAULT 0,
     pane TEXT NOT NULL,             -- 'left' or 'right'
-    variant TEXT NOT NULL,          -- adapter name@version or __base__
+    variant TEXT NOT NULL,          -- adapter name@version or base
     model TEXT NOT NULL,
     user_text TEXT NOT NULL,        -- masked
     answer_text TEXT NOT NULL,      -- masked
@@ -49,7 +49,7 @@ class ChatTurn:
     grounded: bool
     # "left" or "right".
     pane: str
-    # Variant that answered: "__base__" or an adapter name.
+    # Variant that answered: "base" or an adapter name@version.
     variant: str
     # Base model name.
     model: str

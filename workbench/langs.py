@@ -24,6 +24,7 @@ REGIONS: dict[str, str] = {
 }
 
 EXAMPLES_FILE = Path(__file__).parent / "data" / "examples.yaml"
+LANG_REGIONS_FILE = Path(__file__).parent / "data" / "lang_regions.yaml"
 
 
 def language_name(code: str) -> str:
@@ -49,3 +50,14 @@ def _examples() -> dict[str, list[str]]:
 
 def example_questions(lang: str) -> list[str]:
     return list(_examples().get(lang, []))
+
+
+@lru_cache(maxsize=1)
+def _lang_regions() -> dict[str, str]:
+    return yaml.safe_load(LANG_REGIONS_FILE.read_text(encoding="utf-8")) or {}
+
+
+def suggested_region(lang: str) -> str | None:
+    """The region to suggest for a customer language, or None where no one region fits."""
+    region = _lang_regions().get(lang)
+    return region if region in REGIONS else None

@@ -181,7 +181,12 @@ def _order(version: AdapterVersion) -> tuple:
 # ---- listing ---------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class AdapterRow:
-    """One registered version as the UI table and ``workbench adapters list`` show it."""
+    """One registered version as the UI table and ``workbench adapters list`` show it.
+
+    ``cells()`` under ``HEADERS`` is the full record (the CLI listing and the admin API's
+    JSON keys); ``table_cells()`` under ``TABLE_HEADERS`` is the Adapters tab's narrower view,
+    made to fit a laptop screen: short titles, shortened modules and eval figures.
+    """
 
     # name@version.
     ref: str
@@ -197,11 +202,25 @@ class AdapterRow:
     eval: str
     # "yes" when this exact version is served now, "default" when it is also the default.
     loaded: str
+    # Short forms for the tab: target modules ("q k v o gate up down · layers 20–29") and
+    # one figure per suite ("intents 21.7% · policy 25%").
+    targets: str = ""
+    eval_short: str = ""
 
     HEADERS = ("name@version", "base", "rank", "size", "created", "eval", "loaded")
+    TABLE_HEADERS = ("Adapter", "Version", "Rank", "Target modules", "Loaded", "Eval", "Created")
+    # Column widths in TABLE_HEADERS order: fixed, so they fit a laptop screen (1190 px in
+    # all) and a phone scrolls the table sideways instead of breaking words into letters.
+    TABLE_WIDTHS = ("190px", "76px", "60px", "210px", "140px", "350px", "164px")
 
     def cells(self) -> list[str]:
         return [self.ref, self.base, self.rank, self.size, self.created, self.eval, self.loaded]
+
+    def table_cells(self) -> list[str]:
+        name, _, version = self.ref.partition("@")
+        loaded = {"yes": "yes", "default": "yes · chat default"}.get(self.loaded, "")
+        return [name, version, self.rank, self.targets, loaded, self.eval_short,
+                self.created.replace("T", " ")[:16]]
 
 
 def adapter_rows(registry: Registry, wb: Workbench | None = None) -> list[AdapterRow]:
@@ -211,5 +230,61 @@ def adapter_rows(registry: Registry, wb: Workbench | None = None) -> list[Adapte
         served = wb is not None and _served(wb, v.name) is not None and wb.served[v.name].version == v.version
         mark = ("default" if wb is not None and wb.default_adapter == v.name else "yes") if served else ""
         rows.append(AdapterRow(v.ref, v.base_model, str(v.rank or ""), f"{v.size_bytes / 1e6:.1f} MB",
-                               v.created, v.eval_summary, mark))
+                               v.created, v.eval_summary, mark, short_targets(v.config),
+                               short_eval(v.card.get("eval"))))
     return rows
+
+
+# Usual order of a decoder layer's projections; "_proj" is dropped from the names.
+_MODULE_ORDER = ("q", "k", "v", "o", "qkv", "query_key_value", "dense", "gate", "up", "down",
+                 "gate_up", "fc1", "fc2")
+
+
+def short_targets(config: dict, width: int = 40) -> str:
+    """``q k v o gate up down · layers 20–29`` from an adapter_config.json."""
+    targets = config.get("target_modules")
+    if isinstance(targets, str):
+        text = "all linear" if targets == "all-linear" else targets
+    else:
+        names = [str(t).rsplit(".", 1)[-1].removesuffix("_proj") for t in targets or []]
+        order = {n: i for i, n in enumerate(_MODULE_ORDER)}
+        text = " ".join(sorted(dict.fromkeys(names), key=lambda n: (order.get(n, len(order)), n)))
+    layers = config.get("layers_to_transform")
+    if isinstance(layers, list) and layers and all(isinstance(x, int) for x in layers):
+        span = f"{min(layers)}–{max(layers)}" if len(layers) > 1 else str(layers[0])
+        text += f" · layers {span}"
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def short_eval(entries: object) -> str:
+    """One figure per suite from a card's "eval" block: ``intents 21.7% · policy 25%``.
+
+    Suites are named by the last word of their name ("multilingual-intents" -> "intents")
+    unless that would make two entries look alike; the figure is the resolution rate (for
+    label suites it equals accuracy). The full line is ``AdapterVersion.eval_summary``.
+    """
+    if isinstance(entries, str):
+        return entries
+    if not isinstance(entries, dict) or not entries:
+        return ""
+    found = []
+    for key, value in sorted(entries.items()):
+        suite, digest = key.split("@")[0], ""
+        if isinstance(value, dict):
+            suite, digest = str(value.get("suite", suite)), str(value.get("suite_hash", ""))
+            value = value.get("resolution_rate", value.get("accuracy"))
+        found.append((suite, digest, value))
+    labels = [s.rsplit("-", 1)[-1] for s, _, _ in found]
+    if len(set(labels)) < len(labels):
+        labels = [s for s, _, _ in found]
+    if len(set(labels)) < len(labels):  # one suite name, other items: tell them apart
+        labels = [f"{s} [{d[:6]}]" if d else s for s, d, _ in found]
+    return " · ".join(f"{label} {_figure(v)}" for label, (_, _, v) in zip(labels, found))
+
+
+def _figure(value: object) -> str:
+    if isinstance(value, float) and 0.0 <= value <= 1.0:
+        return f"{value * 100:.1f}".removesuffix(".0") + "%"
+    if isinstance(value, float):
+        return f"{value:.1f}"
+    return "–" if value is None else str(value)

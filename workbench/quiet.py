@@ -26,3 +26,18 @@ def quiet_imports() -> None:
             import gptqmodel  # noqa: F401
         except Exception:  # AWQ is optional; its absence is reported where it is needed
             pass
+    _line_based_progress()
+
+
+def _line_based_progress() -> None:
+    """transformers draws a "Loading weights" bar with carriage returns; in a log file that is
+    one endless line, so off it goes when stderr is not a terminal (our own progress writes
+    lines there, see ``workbench.progress``)."""
+    import sys
+
+    from workbench.progress import is_terminal
+
+    if not is_terminal(sys.stderr):
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()

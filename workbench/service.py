@@ -32,7 +32,7 @@ from workbench.adapters.registry import AdapterVersion, Registry
 from workbench.adapters.validate import same_model, validate_adapter
 from workbench.chatlog import ChatLog
 from workbench.config import EngineConfig, engine_preset
-from workbench.engine import BASE_ADAPTER, Engine, Priority, Request, SamplingParams
+from workbench.engine import BASE_ADAPTER, BASE_LABEL, Engine, Priority, Request, SamplingParams
 from workbench.errors import (AdapterError, AuthError, BusyError, UnknownNameError,
                               WorkbenchError)
 from workbench.models.catalog import DEFAULT_MODEL, load_model
@@ -150,16 +150,22 @@ class Workbench:
         return [BASE_ADAPTER, *self.engine.adapters]
 
     def variant_label(self, variant: str) -> str:
-        """``cs-support@v2`` for adapters, ``__base__`` for the base model."""
+        """``cs-support@v2`` for adapters, ``base`` for the base model (the one name users see;
+        ``__base__`` is only the engine's key for it)."""
+        if variant in BASE_NAMES:
+            return BASE_LABEL
         version = self.served.get(variant)
         return version.ref if version else variant
 
     # ---- model names ---------------------------------------------------------------------------
     @property
     def max_model_len(self) -> int:
-        """Context window of the base (prompt plus answer), in tokens."""
-        cfg = self.loaded.model.config
-        return int(getattr(cfg, "max_position_embeddings", None) or self.engine.config.max_prompt_tokens)
+        """Context window of the base (prompt plus answer), in tokens; for a remote base, what
+        its server reports (vLLM does), else the engine's prompt budget."""
+        model = getattr(self.loaded, "model", None)
+        window = getattr(model.config, "max_position_embeddings", None) if model is not None \
+            else getattr(self.loaded, "max_model_len", None)
+        return int(window or self.engine.config.max_prompt_tokens)
 
     def model_ids(self) -> list[str]:
         """Every ``model`` value that resolves now: the base's id, ``base``, adapter names and refs."""
@@ -198,7 +204,8 @@ class Workbench:
     # ---- requests --------------------------------------------------------------------------------
     def submit(self, model: str, messages: list[dict[str, str]], sampling: SamplingParams | None = None,
                max_new_tokens: int = 128, priority: Priority = Priority.INTERACTIVE,
-               wait_s: float = 60.0, user: str | None = None) -> tuple[Request, Variant]:
+               wait_s: float = 60.0, user: str | None = None,
+               cut_last: bool = False) -> tuple[Request, Variant]:
         """Resolve ``model`` and queue the request; it is served by the version it names.
 
         While the named adapter is being swapped this waits (up to ``wait_s``) for the swap,
@@ -214,7 +221,8 @@ class Workbench:
                 self._gate.cond.wait(left)
             variant = self.resolve_model(model, user)
             req = self.engine.submit(messages, adapter=variant.adapter, sampling=sampling,
-                                     max_new_tokens=max_new_tokens, priority=priority)
+                                     max_new_tokens=max_new_tokens, priority=priority,
+                                     cut_last=cut_last)
             if variant.adapter:
                 self._gate.live(variant.adapter)  # drops ended requests, so the map stays small
                 self._gate.inflight.setdefault(variant.adapter, {})[req.request_id] = req
@@ -259,7 +267,8 @@ class Workbench:
             served = self.served.get(req.adapter or "")
             variant = Variant(served.ref if served else (req.adapter or self.loaded.model_id),
                               req.adapter, served)
-        self.telemetry.observe(req, variant.adapter, variant.version.version if variant.version else None)
+        self.telemetry.observe(req, variant.adapter, variant.version.version if variant.version else None,
+                               variant.route)
 
     # ---- administration ----------------------------------------------------------------------
     @property

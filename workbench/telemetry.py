@@ -38,23 +38,21 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
 import psutil
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.process_collector import ProcessCollector
 
-from workbench.engine.request import Request
+from workbench.engine.request import BASE_LABEL, Request
+from workbench.telemetry_gauges import LABELS, GaugeCollector, cuda_allocated, cuda_utilization
 
-BASE_LABEL = "base"
 WINDOWS = {"5m": 300.0, "15m": 900.0, "60m": 3600.0}
 # vLLM's finished_reason values, from the engine's finish_reason.
 FINISHED_REASON = {"eos": "stop", "stop": "stop", "length": "length", "cancelled": "abort",
                    "error": "error"}
-LABELS = ("model_name", "adapter", "adapter_version")
 METRIC_NAMES = (
     "vllm:time_to_first_token_seconds", "vllm:inter_token_latency_seconds",
     "vllm:request_time_per_output_token_seconds", "vllm:e2e_request_latency_seconds",
@@ -63,7 +61,9 @@ METRIC_NAMES = (
     "vllm:prompt_tokens_total", "vllm:generation_tokens_total", "vllm:request_success_total",
     "vllm:prefix_cache_queries_total", "vllm:prefix_cache_hits_total",
     "workbench:client_disconnects_total", "workbench:adapter_loaded", "workbench:resident_memory_bytes",
-    "workbench:cuda_memory_allocated_bytes",
+    "workbench:cuda_memory_allocated_bytes", "workbench:cuda_utilization_percent",
+    "workbench:route_request_success_total", "workbench:route_generation_tokens_total",
+    "workbench:route_time_to_first_token_seconds", "workbench:route_e2e_request_latency_seconds",
     "process_resident_memory_bytes",
 )
 # vLLM's buckets, trimmed to the range a CPU engine reaches.
@@ -99,11 +99,18 @@ class RequestRecord:
     running: int
     waiting: int
     rss_bytes: int
+    # The A/B route the request named ("" when it named a model directly); its arm is ``ref``.
+    route: str = ""
 
     @property
     def ref(self) -> str:
         """``name@version`` (``base`` for the base model)."""
         return f"{self.adapter}@{self.adapter_version}" if self.adapter_version else self.adapter
+
+    @property
+    def route_arm(self) -> str:
+        """``route NAME: arm`` for a routed request, "" otherwise (a row of its own in views)."""
+        return f"route {self.route}: {self.ref}" if self.route else ""
 
 
 @dataclass(frozen=True)
@@ -142,6 +149,8 @@ class LiveGauges:
     loaded_adapters: tuple[str, ...]
     rss_bytes: int
     cuda_allocated_bytes: int | None
+    # GPU busy percentage (None without a GPU or NVML).
+    cuda_utilization_percent: float | None = None
 
 
 def _pct(values: list[float], q: float) -> float | None:
@@ -176,15 +185,6 @@ def summarize(records: list[RequestRecord], window_s: float, now: float,
     )
 
 
-def _cuda_allocated() -> int | None:
-    try:
-        import torch
-
-        return int(torch.cuda.memory_allocated()) if torch.cuda.is_available() else None
-    except Exception:  # a broken CUDA setup must not break a scrape
-        return None
-
-
 SnapshotFn = Callable[[], object]
 VersionsFn = Callable[[], dict[str, str]]
 
@@ -210,7 +210,7 @@ class Telemetry:
         self._proc = psutil.Process(os.getpid())
         self.registry = CollectorRegistry()
         ProcessCollector(registry=self.registry)
-        self.registry.register(_GaugeCollector(self))
+        self.registry.register(GaugeCollector(self))
         self._build_metrics()
 
     def _build_metrics(self) -> None:
@@ -237,11 +237,25 @@ class Telemetry:
                                    "prefix cache.", lab, registry=reg)
         self.disconnects = Counter("workbench:client_disconnects", "Requests cancelled because the "
                                    "client went away mid-response.", lab, registry=reg)
+        # Per A/B route arm: separate families, so vLLM's label sets stay as dashboards expect.
+        arm = ("model_name", "route", "arm")
+        self.route_success = Counter("workbench:route_request_success", "Routed requests ended, per "
+                                     "arm and finished_reason.", (*arm, "finished_reason"), registry=reg)
+        self.route_tokens = Counter("workbench:route_generation_tokens", "Tokens generated for routed "
+                                    "requests, per arm.", arm, registry=reg)
+        self.route_ttft = Histogram("workbench:route_time_to_first_token_seconds", "Time to first "
+                                    "token of routed requests.", arm, buckets=LATENCY_BUCKETS, registry=reg)
+        self.route_e2e = Histogram("workbench:route_e2e_request_latency_seconds", "End-to-end latency "
+                                   "of routed requests.", arm, buckets=LATENCY_BUCKETS, registry=reg)
 
     # ---- recording ---------------------------------------------------------------------------
-    def observe(self, req: Request, adapter: str | None, version: str | None) -> RequestRecord:
-        """Count one ended request (``adapter`` None for base) everywhere; returns its record."""
-        record = self._record(req, adapter or BASE_LABEL, version or "")
+    def observe(self, req: Request, adapter: str | None, version: str | None,
+                route: str | None = None) -> RequestRecord:
+        """Count one ended request (``adapter`` None for base; ``route`` the A/B route it named)
+        everywhere; returns its record."""
+        record = self._record(req, adapter or BASE_LABEL, version or "", route or "")
+        if record.route:
+            self._observe_route(record)
         labels = (self.model_name, record.adapter, record.adapter_version)
         self.success.labels(*labels, record.finished_reason).inc()
         m = req.metrics
@@ -267,11 +281,20 @@ class Telemetry:
             self._records.append(record)
         return record
 
+    def _observe_route(self, record: RequestRecord) -> None:
+        labels = (self.model_name, record.route, record.ref)
+        self.route_success.labels(*labels, record.finished_reason).inc()
+        self.route_tokens.labels(*labels).inc(record.completion_tokens)
+        if record.completion_tokens and record.ttft_s is not None:
+            self.route_ttft.labels(*labels).observe(record.ttft_s)
+        if record.e2e_s is not None and record.finished_reason in ("stop", "length"):
+            self.route_e2e.labels(*labels).observe(record.e2e_s)
+
     def client_disconnect(self, adapter: str | None, version: str | None) -> None:
         """Count a request cancelled because its client disconnected."""
         self.disconnects.labels(self.model_name, adapter or BASE_LABEL, version or "").inc()
 
-    def _record(self, req: Request, adapter: str, version: str) -> RequestRecord:
+    def _record(self, req: Request, adapter: str, version: str, route: str = "") -> RequestRecord:
         m = req.metrics
         snap = self._snapshot()
         sec = (lambda ms: None if ms is None else ms / 1000.0)
@@ -282,7 +305,7 @@ class Telemetry:
             prompt_tokens=m.prompt_tokens, cached_tokens=m.cached_tokens,
             completion_tokens=m.completion_tokens, batch_size=m.batch_size,
             running=getattr(snap, "running", 0), waiting=getattr(snap, "waiting", 0),
-            rss_bytes=self._rss())
+            rss_bytes=self._rss(), route=route)
 
     def add(self, record: RequestRecord) -> None:
         """Append a ready-made record to the buffer only (imports, tests)."""
@@ -319,10 +342,18 @@ class Telemetry:
         since = self._since()
         return {ref: summarize([r for r in recs if r.ref == ref], seconds, now, since) for ref in refs}
 
+    def by_route_arm(self, seconds: float) -> dict[str, WindowStats]:
+        """WindowStats per ``route NAME: arm`` seen in the window (routed requests only)."""
+        recs = [r for r in self.records(seconds) if r.route]
+        now, since = self.clock(), self._since()
+        keys = sorted({r.route_arm for r in recs})
+        return {k: summarize([r for r in recs if r.route_arm == k], seconds, now, since) for k in keys}
+
     def live(self) -> LiveGauges:
         snap = self._snapshot()
         return LiveGauges(getattr(snap, "running", 0), getattr(snap, "waiting", 0),
-                          tuple(getattr(snap, "loaded_adapters", ())), self._rss(), _cuda_allocated())
+                          tuple(getattr(snap, "loaded_adapters", ())), self._rss(), cuda_allocated(),
+                          cuda_utilization())
 
     def exposition(self) -> bytes:
         """The Prometheus text format of every metric."""
@@ -348,51 +379,3 @@ class Telemetry:
             return int(self._proc.memory_info().rss)
         except psutil.Error:
             return 0
-
-
-class _GaugeCollector:
-    """Gauges read at scrape time: running / waiting per variant, loaded adapters, memory."""
-
-    def __init__(self, tel: Telemetry) -> None:
-        self.tel = tel
-
-    def describe(self) -> list:
-        return []  # collected lazily; describing would call the engine at registration
-
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        tel = self.tel
-        snap = tel._snapshot()
-        versions = tel.versions()
-        running = GaugeMetricFamily("vllm:num_requests_running", "Requests running, per variant.",
-                                    labels=LABELS)
-        counts = _count(getattr(snap, "running_adapters", ()), versions)
-        counts.setdefault((BASE_LABEL, ""), 0)
-        for (adapter, version), n in sorted(counts.items()):
-            running.add_metric([tel.model_name, adapter, version], n)
-        yield running
-        # The engine counts waiting requests as a whole, not per adapter: adapter="" is all.
-        waiting = GaugeMetricFamily("vllm:num_requests_waiting", "Requests waiting (all variants).",
-                                    labels=LABELS)
-        waiting.add_metric([tel.model_name, "", ""], getattr(snap, "waiting", 0))
-        yield waiting
-        loaded = GaugeMetricFamily("workbench:adapter_loaded", "1 for each adapter version served now.",
-                                   labels=LABELS)
-        for name in getattr(snap, "loaded_adapters", ()) or ():
-            loaded.add_metric([tel.model_name, name, versions.get(name, "")], 1)
-        yield loaded
-        yield GaugeMetricFamily("workbench:resident_memory_bytes", "Resident memory of the process.",
-                                value=tel._rss())
-        cuda = _cuda_allocated()
-        if cuda is not None:
-            yield GaugeMetricFamily("workbench:cuda_memory_allocated_bytes",
-                                    "CUDA memory allocated by tensors.", value=cuda)
-
-
-def _count(keys: Iterable[str], versions: dict[str, str]) -> dict[tuple[str, str], int]:
-    from workbench.engine.request import BASE_ADAPTER
-
-    out: dict[tuple[str, str], int] = {}
-    for key in keys:
-        label = (BASE_LABEL, "") if key in (BASE_ADAPTER, None, "") else (key, versions.get(key, ""))
-        out[label] = out.get(label, 0) + 1
-    return out

@@ -38,6 +38,15 @@ def check_safe_name(kind: str, value: str) -> str:
     return value
 
 
+def check_new_version(out: Path) -> None:
+    """``out`` names a new adapters/NAME/VERSION folder: safe names, not there yet."""
+    check_safe_name("name", out.parent.name)
+    check_safe_name("version", out.name)
+    if out.exists():
+        raise AdapterError(f"{out} already exists; versions are immutable, so train into a new "
+                           "version folder (e.g. v2).")
+
+
 def parse_ref(ref: str) -> tuple[str, str | None]:
     """``'cs-support@v2'`` -> ``('cs-support', 'v2')``; ``'cs-support'`` -> ``('cs-support', None)``."""
     name, _, version = ref.partition("@")

@@ -3,8 +3,9 @@
 Each JSONL line is ``{"messages": [...], "lang": .., "task": ..}``. Dialogs are PII-masked,
 rendered with the base tokenizer's own chat template (the one the engine serves with) and
 trained with the loss on assistant turns only. The run is deterministic for a seed on CPU,
-shows a progress bar with the loss, writes checkpoints it can resume from, and ends with a
-complete version folder (PEFT files + card.json) moved into place in one rename.
+shows its progress with the loss (a bar on a terminal, whole lines in a log file), writes
+checkpoints it can resume from, and ends with a complete version folder (PEFT files +
+card.json) moved into place in one rename.
 
 INT4 (AWQ) bases are refused: train on the float base and serve the adapter on the INT4
 one (pass ``base_model_id`` so the adapter names the base it will be served on).
@@ -26,15 +27,15 @@ from pathlib import Path
 import torch
 from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
 from safetensors.torch import load_file
-from tqdm.auto import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
-from workbench.adapters.registry import CARD_FILE, WEIGHTS_FILE, check_safe_name, make_readable
+from workbench.adapters.registry import CARD_FILE, WEIGHTS_FILE, check_new_version, make_readable
 from workbench.adapters.sft_data import (IGNORE, Example, data_summary, encode_dialog,
                                          load_dialogs, make_batches)
 from workbench.config import workbench_home
 from workbench.errors import AdapterError, InputError
 from workbench.models.loaded import LoadedModel
+from workbench.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +98,7 @@ def train_adapter(base: LoadedModel | str, data: list[str | Path], out: str | Pa
                   progress: bool = True) -> TrainResult:
     """Train a LoRA on ``data`` and write it to ``out`` (refused if ``out`` exists)."""
     out = Path(out)
-    _check_out(out)
+    check_new_version(out)
     loaded = _load_base(base)
     if loaded.is_awq:
         raise InputError("Training on an INT4 (AWQ) base gives wrong gradients; train on the "
@@ -117,14 +118,6 @@ def train_adapter(base: LoadedModel | str, data: list[str | Path], out: str | Pa
     tenth = max(1, len(losses) // 10)
     return TrainResult(out, steps, seconds, _mean(losses[:tenth]), _mean(losses[-tenth:]),
                        losses, card)
-
-
-def _check_out(out: Path) -> None:
-    check_safe_name("name", out.parent.name)
-    check_safe_name("version", out.name)
-    if out.exists():
-        raise AdapterError(f"{out} already exists; versions are immutable, so train into a new "
-                           "version folder (e.g. v2).")
 
 
 def _load_base(base: LoadedModel | str) -> LoadedModel:
@@ -152,7 +145,8 @@ def _run(loaded: LoadedModel, examples: list[Example], cfg: TrainConfig, ckpt: P
         next(batches)
     model.train()
     t0 = time.monotonic()
-    bar = tqdm(total=total, initial=start, desc="train", unit="step", disable=not progress)
+    # A bar on a terminal; in a log file a line every 10% or 30 s (see workbench.progress).
+    bar = Progress(total, "train", unit="step", initial=start, enabled=progress)
     for step in range(start + 1, total + 1):
         ids, mask, labels = (t.to(loaded.device) for t in next(batches))
         loss = label_loss(model, ids, mask, labels)
@@ -162,8 +156,8 @@ def _run(loaded: LoadedModel, examples: list[Example], cfg: TrainConfig, ckpt: P
         sched.step()
         optim.zero_grad(set_to_none=True)
         losses.append(float(loss.detach()))
-        bar.update(1)
         bar.set_postfix(loss=f"{_mean(losses[-10:]):.3f}", lr=f"{sched.get_last_lr()[0]:.1e}")
+        bar.update(1)
         if cfg.save_every and step % cfg.save_every == 0 and step < total:
             _checkpoint(model, optim, sched, losses, ckpt / f"step-{step:06d}")
     bar.close()

@@ -10,10 +10,12 @@ the same atomic rename as supervised training.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import logging
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -22,9 +24,11 @@ from pathlib import Path
 import torch
 
 from workbench.adapters.registry import Registry
-from workbench.adapters.train import TrainResult, _check_out, _load_base, _mean, _save
+from workbench.adapters.registry import check_new_version
+from workbench.adapters.train import TrainResult, _load_base, _mean, _save
 from workbench.errors import AdapterError, InputError
 from workbench.models.loaded import LoadedModel
+from workbench.progress import Progress, is_terminal
 
 log = logging.getLogger(__name__)
 METHODS = {"kto": "kto.jsonl", "dpo": "dpo.jsonl"}
@@ -92,7 +96,7 @@ def train_preference(base: LoadedModel | str, data: Path, start: str, out: str |
                      progress: bool = True) -> TrainResult:
     """Train ``start`` (name@version) further on preferences in ``data`` into ``out``."""
     out = Path(out)
-    _check_out(out)
+    check_new_version(out)
     rows, data_block = load_rows(Path(data), cfg.method)
     parent = (registry or Registry()).resolve(start)
     loaded = _load_base(base)
@@ -122,19 +126,66 @@ def _trainer_args(cfg: PrefConfig, loaded: LoadedModel, tmp: str):
     return KTOConfig(**common) if cfg.method == "kto" else DPOConfig(**common)
 
 
+def _progress_callback(desc: str, enabled: bool):
+    """Trainer progress through :class:`workbench.progress.Progress` (a bar on a terminal,
+    lines in a log) in place of transformers' tqdm bar or its printed log dicts."""
+    from transformers import TrainerCallback
+
+    class LineProgress(TrainerCallback):
+        bar: Progress | None = None
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.bar = Progress(state.max_steps or None, desc, unit="step", enabled=enabled)
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if self.bar is not None and logs and "loss" in logs:
+                self.bar.set_postfix(loss=f"{float(logs['loss']):.3f}")
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if self.bar is not None:
+                self.bar.update_to(state.global_step)
+
+        def on_train_end(self, args, state, control, **kwargs):
+            if self.bar is not None:
+                self.bar.close()
+
+    return LineProgress()
+
+
+@contextlib.contextmanager
+def _dataset_bars_off(off: bool):
+    """TRL tokenizes the data with ``datasets.map``, whose bars redraw with carriage returns
+    too: off for a log file (or a quiet run), as they were afterwards."""
+    import datasets
+
+    restore = off and not datasets.are_progress_bars_disabled()
+    if off:
+        datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if restore:
+            datasets.enable_progress_bars()
+
+
 def _run(loaded: LoadedModel, parent_path: Path, rows: list[dict], cfg: PrefConfig,
          progress: bool):
     from datasets import Dataset
     from peft import PeftModel
+    from transformers.trainer_callback import PrinterCallback
     from trl import DPOTrainer, KTOTrainer
 
     torch.manual_seed(cfg.seed)
     model = PeftModel.from_pretrained(loaded.model, str(parent_path), is_trainable=True)
     trainer_cls = KTOTrainer if cfg.method == "kto" else DPOTrainer
-    with tempfile.TemporaryDirectory(prefix="workbench-pref-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="workbench-pref-") as tmp, \
+            _dataset_bars_off(not (progress and is_terminal(sys.stderr))):
         trainer = trainer_cls(model=model, args=_trainer_args(cfg, loaded, tmp),
                               train_dataset=Dataset.from_list(rows),
                               processing_class=loaded.tokenizer)
+        # With disable_tqdm the Trainer prints every log dict to stdout; ours replaces it.
+        trainer.remove_callback(PrinterCallback)
+        trainer.add_callback(_progress_callback(f"train ({cfg.method})", progress))
         t0 = time.monotonic()
         trainer.train()
         seconds = time.monotonic() - t0

@@ -63,6 +63,7 @@ def import_adapter(registry: Registry, source: str | Path, loaded: LoadedModel |
             raise InputError(f"No such file or folder: {source}")
         folder = _find_adapter(raw)
         name, version = _pick_ref(registry, folder, raw, name, version)
+        folder = _named_as_given(folder, raw, staging, source)
         if loaded is not None:
             validate_adapter(folder, loaded)
         else:
@@ -156,6 +157,24 @@ def _find_adapter(raw: Path) -> Path:
     if len(found) > 1:
         raise AdapterError(f"The upload holds {len(found)} adapters; upload one at a time.")
     return found[0]
+
+
+def _named_as_given(folder: Path, raw: Path, staging: Path, source: Path) -> Path:
+    """Move the adapter folder to one named for what the user gave.
+
+    Validation starts each refusal with the name of the folder it checks; here that would be a
+    staging name ("raw", or the "v1" folder inside the zip) that means nothing to the person
+    who uploaded. Named "cs-support.zip" (or "bundle.zip › cs-support › v1" for a folder inside
+    the zip), the refusal reads "cs-support.zip: adapter_config.json ...".
+    """
+    given = source.resolve().name or "the upload"
+    label = " › ".join([given, *folder.relative_to(raw).parts])
+    if len(label.encode("utf-8")) > 200:  # file names stop at 255 bytes
+        label = given if len(given.encode("utf-8")) <= 200 else "the upload"
+    target = staging / "given" / label
+    target.parent.mkdir()
+    folder.rename(target)
+    return target
 
 
 def _pick_ref(registry: Registry, folder: Path, raw: Path, name: str | None,

@@ -18,7 +18,7 @@ from workbench.api.auth import APISettings
 from workbench.api.errors import APIError
 from workbench.api.models import ChatCompletionRequest, CompletionRequest, SamplingFields, Usage
 from workbench.engine import Request, SamplingParams, StructuredOutput
-from workbench.errors import InputError, UnknownNameError
+from workbench.errors import InputError, UnknownNameError, WorkbenchError
 from workbench.policy import policy_text
 from workbench.service import Variant, Workbench
 
@@ -108,9 +108,9 @@ def check_context(wb: Workbench, messages: list[dict[str, str]], max_tokens: int
     """Refuse a prompt that does not fit, unless the request allows cutting old turns."""
     if not any(m["role"] == "user" and m["content"].strip() for m in messages):
         raise APIError(400, "The conversation needs at least one non-empty user message.", "messages")
-    if truncate:
+    tok = getattr(wb.loaded, "tokenizer", None)
+    if truncate or tok is None:  # no tokenizer here: a remote backend's server decides
         return
-    tok = wb.loaded.tokenizer
     try:
         text = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
         n = len(tok(text, add_special_tokens=False)["input_ids"])
@@ -168,8 +168,10 @@ class PieceStream:
         try:
             for piece in self.wb.engine.stream(self.job.req):
                 self._put(piece)
-        except Exception as exc:  # the request failed: the response says so
-            log.warning("stream of %s broke: %s", self.job.id, exc)
+        except WorkbenchError as exc:  # the request was refused or cancelled: one line
+            log.warning("stream of %s broke: %s", self.job.id, exc.message)
+        except Exception:  # a fault: the response ends, the log keeps the traceback
+            log.exception("stream of %s broke", self.job.id)
         finally:
             self._put(None)
 

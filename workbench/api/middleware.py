@@ -76,7 +76,8 @@ class BodyLimit:
 
 
 class CatchAll:
-    """An unexpected exception becomes a 500 envelope and one log line, never a traceback page."""
+    """An unexpected exception becomes a 500 envelope for the client (never a traceback page)
+    and one log entry with its traceback for whoever runs the server."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -95,7 +96,9 @@ class CatchAll:
         try:
             await self.app(scope, receive, tracking_send)
         except Exception as exc:  # the edge: anything else escaping is a bug, logged once
+            # With its traceback: refusals (WorkbenchError) never get here, they are one line
+            # each (errors.refuse); what does get here is a fault someone has to find.
             log.error("internal error on %s %s: %s: %s", scope.get("method"), scope.get("path"),
-                      type(exc).__name__, exc, exc_info=log.isEnabledFor(logging.DEBUG))
+                      type(exc).__name__, exc, exc_info=exc)
             if not started:
                 await send_error(send, 500, "Internal server error; the server log has the details.")

@@ -6,12 +6,10 @@ import sys
 
 import click
 
-from workbench.quiet import quiet_imports
+from workbench.errors import WorkbenchError
 
-quiet_imports()
-
-from workbench.errors import WorkbenchError  # noqa: E402
-
+# Nothing heavy is imported here: each command checks its arguments first and imports torch
+# and the model only after that (workbench.cli.precheck), so a typo is answered at once.
 
 
 class WorkbenchGroup(click.Group):

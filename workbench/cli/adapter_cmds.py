@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from workbench.models.catalog import DEFAULT_MODEL
+from workbench.cli.precheck import DEFAULT_MODEL, before_loading, check_refs
 
 MODEL_OPTION = click.option("--model", default=DEFAULT_MODEL, show_default=True,
                             help="Base model to validate and serve against.")
@@ -62,7 +62,7 @@ def adapters_group() -> None:
 
 @adapters_group.command("list")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per version.")
-@click.option("--max-lora-rank", default=16, show_default=True,
+@click.option("--max-lora-rank", default=16, show_default=True, type=click.IntRange(min=1),
               help="The vLLM server's --max-lora-rank, for the vLLM check.")
 def list_cmd(as_json: bool, max_lora_rank: int) -> None:
     """Every registered name@version with base, rank, size, created and eval summary; flags
@@ -70,6 +70,7 @@ def list_cmd(as_json: bool, max_lora_rank: int) -> None:
 
     Example: workbench adapters list --json
     """
+    before_loading()  # the listing reads adapter files with torch's safetensors
     from workbench.lifecycle import AdapterRow, adapter_rows, pinned_refs
     from workbench.adapters.registry import Registry
     from workbench.adapters.vllm_compat import vllm_problems
@@ -100,6 +101,7 @@ def list_cmd(as_json: bool, max_lora_rank: int) -> None:
 
 
 def _start(model: str):
+    before_loading()
     from workbench.service import Workbench
 
     return Workbench.start(model=model, adapters=[])
@@ -114,16 +116,17 @@ def load_cmd(ref: str, model: str, server: str | None) -> None:
 
     Example: workbench adapters load cs-support@v1 --server http://127.0.0.1:7860
     """
-    from workbench import lifecycle
     from workbench.adapters.registry import Registry
 
+    version = Registry().resolve(ref)  # an unknown name fails here, before anything loads
     if server:
-        version = Registry().resolve(ref)
         served = _remote(server, "/load_lora_adapter",
                          {"lora_name": version.ref, "lora_path": f"{version.name}/{version.version}"})
         click.echo(f"{server} now serves {served or version.ref}.")
         return
     wb = _start(model)
+    from workbench import lifecycle
+
     try:
         click.echo(lifecycle.load(wb, ref).message)
         _smoke(wb, ref.partition("@")[0])
@@ -149,15 +152,16 @@ def unload_cmd(name: str, drain: bool, model: str, server: str | None) -> None:
 
     Example: workbench adapters unload cs-support --server http://127.0.0.1:7860
     """
-    from workbench import lifecycle
-
     if server:
         _remote(server, "/unload_lora_adapter", {"lora_name": name.partition("@")[0]})
         click.echo(f"{server} no longer serves {name.partition('@')[0]}.")
         return
+    pinned = _pinned(name)
     wb = _start(model)
+    from workbench import lifecycle
+
     try:
-        lifecycle.load(wb, _pinned(wb.registry, name))
+        lifecycle.load(wb, pinned)
         click.echo(lifecycle.unload(wb, name, drain=drain).message)
     finally:
         wb.close()
@@ -176,15 +180,20 @@ def rollback_cmd(name: str, to_version: str | None, model: str, server: str | No
 
     Example: workbench adapters rollback cs-support --server http://127.0.0.1:7860
     """
-    from workbench import lifecycle
+    from workbench.adapters.registry import Registry, parse_ref
 
+    if to_version:
+        Registry().resolve(f"{parse_ref(name)[0]}@{to_version}")
     if server:
         body = {"lora_name": name.partition("@")[0], "version": to_version}
         click.echo(f"{server} now serves {_remote(server, '/rollback_lora_adapter', body)}.")
         return
+    pinned = _pinned(name)
     wb = _start(model)
+    from workbench import lifecycle
+
     try:
-        lifecycle.load(wb, _pinned(wb.registry, name))
+        lifecycle.load(wb, pinned)
         click.echo(lifecycle.rollback(wb, name, to_version).message)
         _smoke(wb, name)
     finally:
@@ -192,11 +201,12 @@ def rollback_cmd(name: str, to_version: str | None, model: str, server: str | No
     click.echo(OFFLINE_NOTE)
 
 
-def _pinned(registry, name: str) -> str:
-    """The version of NAME served last (newest if never served)."""
-    from workbench.lifecycle import pinned_refs
-    from workbench.adapters.registry import parse_ref
+def _pinned(name: str) -> str:
+    """The version of NAME served last (newest if never served); files only."""
+    from workbench.adapters.lifecycle_history import pinned_refs
+    from workbench.adapters.registry import Registry, parse_ref
 
+    registry = Registry()
     name, _ = parse_ref(name)
     registry.resolve(name)  # unknown name: clear error with suggestions
     return next(r for r in pinned_refs(registry) if r.partition("@")[0] == name)
@@ -212,12 +222,23 @@ def import_cmd(source: Path, name: str | None, version: str | None, model: str) 
 
     Example: workbench adapters import cs-support-v2.zip --name cs-support
     """
-    from workbench.adapters.registry import Registry
+    from workbench.adapters.registry import Registry, check_safe_name
+    from workbench.errors import AdapterError
+
+    registry = Registry()
+    if name:
+        check_safe_name("name", name)
+    if version:
+        check_safe_name("version", version)
+    if name and version and registry.exists(name, version):
+        raise AdapterError(f"Adapter {name}@{version} is already registered; versions are "
+                           f"immutable. Import it as {name}@{registry.next_version(name)}.")
+    before_loading()
     from workbench.adapters.upload import import_adapter
     from workbench.models.catalog import load_model
 
     loaded = load_model(model)
-    version_obj = import_adapter(Registry(), source, loaded, name=name, version=version)
+    version_obj = import_adapter(registry, source, loaded, name=name, version=version)
     click.echo(f"Registered {version_obj.ref} at {version_obj.path} (validated against {loaded.model_id}).")
 
 
@@ -226,15 +247,22 @@ def import_cmd(source: Path, name: str | None, version: str | None, model: str) 
 @click.option("--data", "data", multiple=True, required=True, type=click.Path(exists=True, path_type=Path),
               help="JSONL of {\"messages\": [...]} dialogs; repeat for several files.")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="adapters/NAME/VERSION (must not exist).")
-@click.option("--epochs", default=1.0, show_default=True, type=float)
-@click.option("--max-steps", default=None, type=int, help="Stop after this many steps (overrides --epochs).")
-@click.option("--rank", default=8, show_default=True)
-@click.option("--lr", default=5e-4, show_default=True, type=float)
-@click.option("--batch-size", default=4, show_default=True)
-@click.option("--seed", default=0, show_default=True)
-@click.option("--top-layers", default=None, type=int, help="Adapt only the top N layers (faster on CPU).")
-@click.option("--max-len", default=1024, show_default=True, help="Skip dialogs longer than this (tokens).")
-@click.option("--save-every", default=50, show_default=True, help="Checkpoint every N steps (0: never).")
+@click.option("--epochs", default=1.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              help="Passes over the data (unless --max-steps is given).")
+@click.option("--max-steps", default=None, type=click.IntRange(min=1),
+              help="Stop after this many steps (overrides --epochs).")
+@click.option("--rank", default=8, show_default=True, type=click.IntRange(min=1), help="LoRA rank.")
+@click.option("--lr", default=5e-4, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              help="Peak learning rate.")
+@click.option("--batch-size", default=4, show_default=True, type=click.IntRange(min=1),
+              help="Dialogs (or preference rows) per step.")
+@click.option("--seed", default=0, show_default=True, help="Seed of data order and initialisation.")
+@click.option("--top-layers", default=None, type=click.IntRange(min=1),
+              help="Adapt only the top N layers (faster on CPU).")
+@click.option("--max-len", default=1024, show_default=True, type=click.IntRange(min=1),
+              help="Skip dialogs longer than this (tokens).")
+@click.option("--save-every", default=50, show_default=True, type=click.IntRange(min=0),
+              help="Checkpoint every N steps (0: never).")
 @click.option("--resume", default=None, type=click.Path(exists=True, path_type=Path),
               help="Checkpoint folder (or checkpoint root) to continue from.")
 @click.option("--serve-base", default=None, help="Base id to record, when serving on another build "
@@ -256,11 +284,16 @@ def train_cmd(base: str, data: tuple[Path, ...], out: Path, epochs: float, max_s
 
     Example: workbench train --method kto --data data/feedback/2026-12 --from cs-support@v2 --out adapters/cs-support/v3 --max-steps 60 --lr 5e-5
     """
-    from workbench.adapters.train import TrainConfig, train_adapter
+    if method != "sft" and (not from_ref or len(data) != 1):
+        raise click.UsageError("--method kto/dpo needs --from NAME@VERSION and one --data folder.")
+    if method == "sft" and from_ref:
+        raise click.UsageError("--from is for --method kto or dpo; sft trains a new adapter.")
+    from workbench.adapters.registry import check_new_version
 
+    check_new_version(out)
+    check_refs([from_ref] if from_ref else [])
+    before_loading()
     if method != "sft":
-        if not from_ref or len(data) != 1:
-            raise click.UsageError("--method kto/dpo needs --from NAME@VERSION and one --data folder.")
         from workbench.adapters.train_pref import PrefConfig, train_preference
 
         pref = PrefConfig(method=method, max_steps=max_steps, epochs=epochs, lr=lr, beta=beta,
@@ -269,6 +302,8 @@ def train_cmd(base: str, data: tuple[Path, ...], out: Path, epochs: float, max_s
         click.echo(f"Wrote {result.out} from {from_ref}: {result.steps} {method} steps in "
                    f"{result.seconds:.0f} s, loss {result.loss_first:.3f} -> {result.loss_last:.3f}.")
         return
+
+    from workbench.adapters.train import TrainConfig, train_adapter
 
     cfg = TrainConfig(epochs=epochs, max_steps=max_steps, rank=rank, lr=lr, batch_size=batch_size,
                       seed=seed, top_layers=top_layers, max_len=max_len, save_every=save_every)

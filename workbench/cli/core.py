@@ -7,7 +7,8 @@ from pathlib import Path
 import click
 
 from workbench.cli.backend_opts import backend_choice, backend_options
-from workbench.models.catalog import DEFAULT_MODEL, PRESETS
+from workbench.cli.precheck import (DEFAULT_MODEL, adapter_refs, before_loading, check_model,
+                                    check_refs)
 
 
 @click.command("models")
@@ -16,6 +17,9 @@ def models_cmd() -> None:
 
     Example: workbench models
     """
+    before_loading()  # the catalog imports transformers
+    from workbench.models.catalog import PRESETS
+
     for p in PRESETS.values():
         mark = " (default)" if p.name == DEFAULT_MODEL else ""
         click.echo(f"{p.name:<20} {p.summary}{mark}")
@@ -27,7 +31,8 @@ def models_cmd() -> None:
 @click.option("--adapter", "adapters", multiple=True, help="Variant(s) to answer with; 'base' is the base model.")
 @click.option("--lang", default="en", show_default=True, help="Customer language code.")
 @click.option("--region", default=None, help="Ground on this region's return policy (EU, US, JP...).")
-@click.option("--max-new-tokens", default=160, show_default=True)
+@click.option("--max-new-tokens", default=160, show_default=True, type=click.IntRange(min=1),
+              help="Longest answer, in tokens.")
 @backend_options
 def chat_cmd(message: str, model: str, adapters: tuple[str, ...], lang: str, region: str | None,
              max_new_tokens: int, backend: str, base_url: str | None, api_key: str | None) -> None:
@@ -36,14 +41,19 @@ def chat_cmd(message: str, model: str, adapters: tuple[str, ...], lang: str, reg
     Example: workbench chat "Can I return shoes after 20 days?" --region EU --adapter base --adapter cs-support
     (add --backend openai --base-url http://HOST:8000/v1 to ask a remote server's models)
     """
-    from workbench.engine import BASE_ADAPTER
     from workbench.policy import system_prompt
 
-    wb = backend_choice(backend, base_url, api_key).start(model)
+    choice = backend_choice(backend, base_url, api_key)
+    refs = adapter_refs(adapters)
+    check_refs(refs, choice.remote)  # names, region and language before the model loads
+    msgs = [{"role": "system", "content": system_prompt(lang, region, bool(region))},
+            {"role": "user", "content": message}]
+    before_loading()
+    from workbench.engine import BASE_ADAPTER
+
+    wb = choice.start(model)
     try:
-        variants = [BASE_ADAPTER if a == "base" else a for a in adapters] or [BASE_ADAPTER]
-        msgs = [{"role": "system", "content": system_prompt(lang, region, bool(region))},
-                {"role": "user", "content": message}]
+        variants = [_engine_variant(a, choice.remote, BASE_ADAPTER) for a in adapters] or [BASE_ADAPTER]
         reqs = [wb.engine.submit(msgs, v, max_new_tokens=max_new_tokens) for v in variants]
         for v, req in zip(variants, reqs):
             req.done_event.wait()
@@ -54,16 +64,28 @@ def chat_cmd(message: str, model: str, adapters: tuple[str, ...], lang: str, reg
         wb.close()
 
 
+def _engine_variant(name: str, remote: bool, base_key: str) -> str:
+    """The engine's key for a --adapter value: a local engine serves adapters by name (the
+    version it serves now); a remote one by the ids the server lists."""
+    if not adapter_refs([name]):
+        return base_key
+    return name if remote else name.partition("@")[0]
+
+
 @click.command("bench")
-@click.option("--model", default=DEFAULT_MODEL, show_default=True)
+@click.option("--model", default=DEFAULT_MODEL, show_default=True, help="Model preset, hub id or folder.")
 @click.option("--workload", type=click.Choice(["closed-loop", "open-loop"]), default="closed-loop",
               show_default=True, help="Closed loop of clients, or Poisson arrivals.")
-@click.option("--concurrency", default=16, show_default=True, help="Closed loop: requests in flight at once.")
-@click.option("--requests", "n_requests", default=64, show_default=True, help="Requests in total.")
-@click.option("--new-tokens", default=64, show_default=True, help="Closed loop: tokens generated per request.")
-@click.option("--rate", default=0.5, show_default=True,
+@click.option("--concurrency", default=16, show_default=True, type=click.IntRange(min=1),
+              help="Closed loop: requests in flight at once.")
+@click.option("--requests", "n_requests", default=64, show_default=True, type=click.IntRange(min=1),
+              help="Requests in total.")
+@click.option("--new-tokens", default=64, show_default=True, type=click.IntRange(min=1),
+              help="Closed loop: tokens generated per request.")
+@click.option("--rate", default=0.5, show_default=True, type=click.FloatRange(min=0, min_open=True),
               help="Open loop: mean arrivals per second (near the static baseline's saturation on 2 CPU cores).")
-@click.option("--max-batch", default=16, show_default=True, help="Open loop: rows per step / per static batch.")
+@click.option("--max-batch", default=16, show_default=True, type=click.IntRange(min=1),
+              help="Open loop: rows per step / per static batch.")
 @click.option("--seed", default=0, show_default=True, help="Open loop: seed of the arrival trace.")
 @click.option("--adapters", default="", help="Comma-separated adapter refs to mix with base rows.")
 @click.option("--skip-baseline", is_flag=True, help="Closed loop: engine only. Open loop: no sequential pass.")
@@ -78,10 +100,12 @@ def bench_cmd(model: str, workload: str, concurrency: int, n_requests: int, new_
 
     Example: workbench bench --workload open-loop --rate 0.5 --requests 64 --adapters demo-random --json
     """
-    refs = [a for a in adapters.split(",") if a]
+    refs = adapter_refs(a.strip() for a in adapters.split(","))
     choice = backend_choice(backend, base_url, api_key)
     if choice.remote and workload == "open-loop":
         raise click.UsageError("--backend openai runs the closed-loop workload only.")
+    check_refs(refs, choice.remote)
+    before_loading()
     if workload == "open-loop":
         from workbench.bench_open import OpenLoopSettings, print_open_report, run_open_loop
 
@@ -104,9 +128,11 @@ def bench_cmd(model: str, workload: str, concurrency: int, n_requests: int, new_
 @click.command("quantize")
 @click.argument("src")
 @click.argument("dst", type=click.Path(path_type=Path))
-@click.option("--group-size", default=128, show_default=True, help="AWQ group size (divides the hidden size).")
+@click.option("--group-size", default=128, show_default=True, type=click.IntRange(min=1),
+              help="AWQ group size (divides the hidden size).")
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
-@click.option("--calib-samples", default=128, show_default=True, help="Calibration texts to use.")
+@click.option("--calib-samples", default=128, show_default=True, type=click.IntRange(min=1),
+              help="Calibration texts to use.")
 def quantize_cmd(src: str, dst: Path, group_size: int, device: str, calib_samples: int) -> None:
     """Make an AWQ INT4 checkpoint from a float model, calibrated on the project's support text.
 
@@ -114,6 +140,7 @@ def quantize_cmd(src: str, dst: Path, group_size: int, device: str, calib_sample
 
     Example: workbench quantize tiny-glm /tmp/tiny-glm-awq --group-size 32
     """
+    check_model(src)
     from workbench.quantize import quantize_model
 
     out = quantize_model(src, dst, group_size=group_size, device=device, calib_samples=calib_samples)
@@ -121,25 +148,28 @@ def quantize_cmd(src: str, dst: Path, group_size: int, device: str, calib_sample
 
 
 @click.command("demo-adapter")
-@click.option("--model", default=DEFAULT_MODEL, show_default=True)
-@click.option("--name", default="demo-random", show_default=True)
-@click.option("--version", default="v1", show_default=True)
-@click.option("--seed", default=7, show_default=True)
-@click.option("--rank", default=8, show_default=True)
+@click.option("--model", default=DEFAULT_MODEL, show_default=True,
+              help="Base model the adapter is made for.")
+@click.option("--name", default="demo-random", show_default=True, help="Adapter name in the registry.")
+@click.option("--version", default="v1", show_default=True, help="Version label (must be new).")
+@click.option("--seed", default=7, show_default=True, help="Seed of the random LoRA weights.")
+@click.option("--rank", default=8, show_default=True, type=click.IntRange(min=1), help="LoRA rank.")
 @click.option("--scale", default=0.5, show_default=True, help="Multiplier on the random LoRA weights.")
 def demo_adapter_cmd(model: str, name: str, version: str, seed: int, rank: int, scale: float) -> None:
     """Save a random-init LoRA adapter under adapters/NAME/VERSION (a visible demo variant).
 
     Example: workbench demo-adapter --name demo-random --version v1
     """
-    from workbench.adapters.demo import make_random_adapter
     from workbench.adapters.registry import Registry, check_safe_name
     from workbench.errors import AdapterError
-    from workbench.models.catalog import load_model
 
     out = Registry().root / check_safe_name("name", name) / check_safe_name("version", version)
     if out.exists():
         raise AdapterError(f"{name}@{version} already exists; versions are immutable.")
+    before_loading()
+    from workbench.adapters.demo import make_random_adapter
+    from workbench.models.catalog import load_model
+
     loaded = load_model(model)
     make_random_adapter(loaded.model, out, base_model_id=loaded.model_id, seed=seed, rank=rank,
                         scale=scale)

@@ -2,14 +2,16 @@
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 
 import click
 
 from workbench.cli.backend_opts import backend_choice, backend_options
+from workbench.cli.precheck import (BASE_NAMES, DEFAULT_MODEL, adapter_refs, before_loading,
+                                    check_refs)
 from workbench.errors import WorkbenchError
+from workbench.progress import Progress
 
 
 def _split(values: str) -> list[str]:
@@ -17,36 +19,20 @@ def _split(values: str) -> list[str]:
 
 
 class _Progress:
-    """Progress on stderr: a click bar on a terminal; in a log (CI, nohup) a line every 5%."""
+    """``progress(done, total)`` for run_eval, on stderr: a bar on a terminal; in a log (CI,
+    nohup) a line every 5% (see workbench.progress)."""
 
     def __init__(self) -> None:
-        self.bar = None
-        self.tty = sys.stderr.isatty()
-        self.started = time.monotonic()
-        self.logged = -1
+        self.bar: Progress | None = None
 
     def __call__(self, done: int, total: int) -> None:
-        if not self.tty:
-            self._log(done, total)
-        elif self.bar is None:
-            self.bar = click.progressbar(length=total, label="Evaluating", file=sys.stderr,
-                                         show_pos=True, show_eta=True)
-            self.bar.__enter__()
-        if self.bar is not None:
-            self.bar.update(done - self.bar.pos)
-
-    def _log(self, done: int, total: int) -> None:
-        step = max(total // 20, 1)
-        if done // step == self.logged and done < total:
-            return
-        self.logged = done // step
-        elapsed = int(time.monotonic() - self.started)
-        click.echo(f"Evaluating: {done}/{total} ({done / max(total, 1):.0%}), "
-                   f"{elapsed // 60}:{elapsed % 60:02d} elapsed", err=True)
+        if self.bar is None:
+            self.bar = Progress(total, "Evaluating", every_pct=5, every_s=60)
+        self.bar.update_to(done)
 
     def close(self) -> None:
         if self.bar is not None:
-            self.bar.__exit__(None, None, None)
+            self.bar.close()
             self.bar = None
 
 
@@ -58,11 +44,13 @@ def _announce(run, started: dict) -> None:
 
 @click.command("eval")
 @click.option("--suite", "suites", multiple=True, metavar="NAME|PATH",
-              help="Suite name under eval_sets/ or a suite folder; repeat for several.")
+              help="Suite name under eval_sets/ or a suite folder; repeat for several "
+              "[default: every suite under eval_sets/].")
 @click.option("--variants", default="base", show_default=True,
               help="Comma-separated variants: 'base' and adapter names or name@version refs.")
-@click.option("--limit", type=int, default=None, help="Items per suite (spread over languages).")
-@click.option("--model", default=None, help="Model preset, hub id or folder [default: smollm2-135m, "
+@click.option("--limit", type=click.IntRange(min=1), default=None,
+              help="Items per suite (spread over languages).")
+@click.option("--model", default=None, help=f"Model preset, hub id or folder [default: {DEFAULT_MODEL}, "
               "or the run's model with --resume].")
 @click.option("--resume", "resume", default=None, metavar="RUN_ID",
               help="Finish an interrupted run: only its missing items are generated.")
@@ -77,26 +65,15 @@ def eval_cmd(suites: tuple[str, ...], variants: str, limit: int | None, model: s
     """Evaluate variants on suites: accuracy, resolution rate and latency, stored as a run.
 
     Example: workbench eval --suite multilingual-intents --suite regional-policy --variants base,cs-support --limit 20 --json
+
+    Example: workbench eval --resume 20250101-120000-ab12cd
     """
+    choice = backend_choice(backend, base_url, api_key)
+    loaded, store, model, refs = _checked(suites, variants, resume, model, choice.remote)
+    before_loading()
     from workbench.config import engine_preset
     from workbench.eval.runner import run_eval
-    from workbench.eval.store import EvalStore
-    from workbench.eval.suite import load_suite
-    from workbench.models.catalog import DEFAULT_MODEL
 
-    store = EvalStore()
-    loaded = [load_suite(s) for s in suites]  # bad suites fail before the model loads
-    if resume:
-        if suites:
-            raise click.UsageError("--resume reuses the run's suites and variants; drop --suite.")
-        record = store.get_run(resume)
-        model = model or record.model
-        refs = [ref for v, ref in record.adapters.items() if v != "__base__"]
-    else:
-        if not suites:
-            raise click.UsageError("Give at least one --suite (or --resume RUN_ID).")
-        refs = [v for v in _split(variants) if v not in ("base", "__base__")]
-    choice = backend_choice(backend, base_url, api_key)
     wb = choice.start(model or DEFAULT_MODEL, refs, engine_preset("throughput"))
     bar, started = _Progress(), {}
     try:
@@ -112,42 +89,42 @@ def eval_cmd(suites: tuple[str, ...], variants: str, limit: int | None, model: s
         wb.close()
     _print_summary(store, result.run_id)
     if result.status == "finished" and limit is None and not resume and not choice.remote:
+        from workbench.eval.cards import record_cards
+
         for ref in record_cards(wb.registry, store, result.run_id):
             click.echo(f"Recorded the eval summary on {ref}'s card.", err=True)
     if as_json:
         click.echo(json.dumps({"run_id": result.run_id,
-                               "variants": {v: s.as_json() for v, s in result.summary.items()}}))
+                               "variants": {"base" if v in BASE_NAMES else v: s.as_json()
+                                            for v, s in result.summary.items()}}))
     if result.status != "finished":
         raise WorkbenchError(store.get_run(result.run_id).error or f"Run {result.run_id} failed.")
 
 
-def record_cards(registry, store, run_id: str) -> list[str]:
-    """Put each adapter variant's per-suite headline numbers on its card.json.
+def _checked(suites: tuple[str, ...], variants: str, resume: str | None, model: str | None,
+             remote: bool) -> tuple[list, object, str | None, list[str]]:
+    """The suites, the store, the model and the adapter refs of a run, checked with files only
+    (options, adapter names, suite folders, the resumed run) so a mistake needs no model load."""
+    if resume and suites:
+        raise click.UsageError("--resume reuses the run's suites and variants; drop --suite.")
+    refs = adapter_refs(_split(variants))
+    if not resume:
+        check_refs(refs, remote)  # cheapest first: reading the suites imports scipy
+    from workbench.eval.store import EvalStore
+    from workbench.eval.suite import list_suites, load_suite
 
-    Only full runs count (a --limit sample would misstate the version), so the card always
-    describes whole suites; the run id says where the numbers came from.
-    """
-    from workbench.eval.report import summary_tables
-
-    by_suite = summary_tables(store.results_frame(run_id)).by_suite
-    # Keyed by content too: a suite folder reusing a shipped name must not replace its entry.
-    hashes = {s.name: s.hash for s in store.get_run(run_id).suites}
-    refs = []
-    for label, rows in by_suite.groupby("variant_label"):
-        if "@" not in str(label):  # the base model has no card
-            continue
-        results = [{"suite": row["suite"], "suite_hash": hashes[row["suite"]],
-                    "accuracy": _round(row.get("accuracy")),
-                    "resolution_rate": _round(row.get("resolution_rate")),
-                    "n": int(row["n"]), "run_id": run_id}
-                   for _, row in rows.iterrows()]
-        registry.set_eval_summary(str(label), results)
-        refs.append(str(label))
-    return refs
-
-
-def _round(value: object) -> float | None:
-    return None if value is None or value != value else round(float(value), 4)
+    if not resume and not suites:
+        suites = tuple(list_suites())  # every shipped suite
+        if not suites:
+            raise click.UsageError("No suites under eval_sets/; give --suite NAME|PATH.")
+    loaded = [load_suite(s) for s in suites]
+    store = EvalStore()
+    if resume:
+        record = store.get_run(resume)
+        model = model or record.model
+        refs = [ref for v, ref in record.adapters.items() if v not in BASE_NAMES]
+        check_refs(refs, remote)
+    return loaded, store, model, refs
 
 
 def _print_summary(store, run_id: str) -> None:
@@ -171,7 +148,8 @@ def _print_summary(store, run_id: str) -> None:
 
 
 @click.command("runs")
-@click.option("--limit", default=20, show_default=True, help="How many recent runs to list.")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1),
+              help="How many recent runs to list.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per run.")
 def runs_cmd(limit: int, as_json: bool) -> None:
     """List recent eval runs, newest first.

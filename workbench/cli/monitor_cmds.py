@@ -28,6 +28,12 @@ ALL = "all"
 HISTOGRAMS = {"ttft": "vllm:time_to_first_token_seconds", "e2e": "vllm:e2e_request_latency_seconds"}
 COUNTERS = {"requests": "vllm:request_success", "tokens": "vllm:generation_tokens",
             "prefix_queries": "vllm:prefix_cache_queries", "prefix_hits": "vllm:prefix_cache_hits"}
+# The same figures per A/B route arm (their own families; rows "route NAME: arm", never in all).
+ROUTE_HISTOGRAMS = {"ttft": "workbench:route_time_to_first_token_seconds",
+                    "e2e": "workbench:route_e2e_request_latency_seconds"}
+ROUTE_COUNTERS = {"requests": "workbench:route_request_success",
+                  "tokens": "workbench:route_generation_tokens"}
+ROUTE_PREFIX = "route "
 
 
 @dataclass
@@ -61,8 +67,18 @@ class TopRow:
 
 
 def _variant(labels: dict[str, str]) -> str:
+    if "route" in labels:
+        return f"{ROUTE_PREFIX}{labels['route']}: {labels.get('arm', '')}"
     adapter, version = labels.get("adapter", ""), labels.get("adapter_version", "")
     return f"{adapter}@{version}" if version else adapter
+
+
+def _family(name: str, suffix: str, families: dict[str, str]) -> str | None:
+    """The figure key of a sample of one of ``families`` (``name`` ends with ``suffix``)."""
+    if not name.endswith(suffix):
+        return None
+    base = name[:-len(suffix)]
+    return next((k for k, n in families.items() if n == base), None)
 
 
 def parse_metrics(text: str, at: float) -> Scrape:
@@ -73,13 +89,13 @@ def parse_metrics(text: str, at: float) -> Scrape:
     for family in text_string_to_metric_families(text):
         for s in family.samples:
             v, labels = _variant(s.labels), s.labels
-            if s.name.endswith("_total") and s.name[:-6] in COUNTERS.values():
-                key = next(k for k, n in COUNTERS.items() if n == s.name[:-6])
-                bucket = scrape.counters.setdefault(key, {})
+            counter = _family(s.name, "_total", ROUTE_COUNTERS if "route" in labels else COUNTERS)
+            hist = _family(s.name, "_bucket", ROUTE_HISTOGRAMS if "route" in labels else HISTOGRAMS)
+            if counter is not None:
+                bucket = scrape.counters.setdefault(counter, {})
                 bucket[v] = bucket.get(v, 0.0) + s.value
-            elif s.name.endswith("_bucket") and s.name[:-7] in HISTOGRAMS.values():
-                key = next(k for k, n in HISTOGRAMS.items() if n == s.name[:-7])
-                scrape.buckets.setdefault(key, {}).setdefault(v, []).append((float(labels["le"]), s.value))
+            elif hist is not None:
+                scrape.buckets.setdefault(hist, {}).setdefault(v, []).append((float(labels["le"]), s.value))
             elif s.name == "vllm:num_requests_running":
                 scrape.running[v] = s.value
             elif s.name == "vllm:num_requests_waiting":
@@ -100,10 +116,12 @@ def parse_metrics(text: str, at: float) -> Scrape:
 def _add_all(scrape: Scrape) -> None:
     """An ``all`` variant: counters and histogram buckets summed over the variants."""
     for per_variant in scrape.counters.values():
-        per_variant[ALL] = sum(per_variant.values())
+        per_variant[ALL] = sum(n for v, n in per_variant.items() if not v.startswith(ROUTE_PREFIX))
     for per_variant in scrape.buckets.values():
         total: dict[float, float] = {}
-        for series in per_variant.values():
+        for v, series in per_variant.items():
+            if v.startswith(ROUTE_PREFIX):
+                continue
             for bound, count in series:
                 total[bound] = total.get(bound, 0.0) + count
         per_variant[ALL] = sorted(total.items())
@@ -132,7 +150,8 @@ def _delta_buckets(new: list[tuple[float, float]], old: list[tuple[float, float]
 def scrape_rows(new: Scrape, old: Scrape | None) -> list[TopRow]:
     """Per variant figures between two scrapes (``old`` None: since the server started)."""
     span = max(new.at - old.at, 1e-3) if old else None
-    variants = sorted(new.counters.get("requests", {}), key=lambda v: (v != ALL, v))
+    variants = sorted(new.counters.get("requests", {}),
+                      key=lambda v: (v != ALL, v.startswith(ROUTE_PREFIX), v))
     rows = []
     for v in variants:
         def delta(key: str) -> float:
@@ -153,7 +172,8 @@ def scrape_rows(new: Scrape, old: Scrape | None) -> list[TopRow]:
 
 def telemetry_rows(tel: object, window_s: float) -> list[TopRow]:
     """The same rows from a Telemetry in this process (its ring buffer, exact percentiles)."""
-    stats = {"all": tel.window(window_s), **tel.by_adapter(window_s)}  # type: ignore[attr-defined]
+    stats = {"all": tel.window(window_s), **tel.by_adapter(window_s),  # type: ignore[attr-defined]
+             **tel.by_route_arm(window_s)}  # type: ignore[attr-defined]
     return [TopRow(ref, s.requests, s.requests_per_s, s.tokens_per_s,
                    (s.ttft_p50_s, s.ttft_p95_s, s.ttft_p99_s), (s.e2e_p50_s, s.e2e_p95_s, s.e2e_p99_s),
                    s.prefix_hit_rate) for ref, s in stats.items()]
@@ -238,7 +258,8 @@ def top_frames(server: str, window: str, interval: float, iterations: int | None
 @click.command("top")
 @click.option("--server", default=lambda: os.environ.get("WORKBENCH_SERVER", "http://127.0.0.1:7860"),
               show_default="WORKBENCH_SERVER or http://127.0.0.1:7860", help="URL of a running app or API server.")
-@click.option("--window", type=click.Choice(list(WINDOWS)), default="5m", show_default=True)
+@click.option("--window", type=click.Choice(list(WINDOWS)), default="5m", show_default=True,
+              help="Span the rates and percentiles are computed over.")
 @click.option("--interval", default=2.0, show_default=True, help="Seconds between refreshes.")
 @click.option("--iterations", type=int, default=None, help="Stop after this many refreshes (default: until Ctrl-C).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON line per refresh instead of the table.")

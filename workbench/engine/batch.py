@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from transformers import DynamicCache, PretrainedConfig
 
+from workbench.engine.kvcache import new_cache as growing_cache
+
 RowT = TypeVar("RowT")
 # Per layer: (keys, values), each [B, H_kv, L, D].
 LayerKV = list[tuple[torch.Tensor, torch.Tensor]]
@@ -33,8 +35,11 @@ def positions_of(mask: torch.Tensor) -> torch.Tensor:
     return (mask.cumsum(-1) - 1).clamp(min=0)
 
 
-def new_cache(config: PretrainedConfig, layers: LayerKV | None = None) -> DynamicCache:
-    cache = DynamicCache(config=config)
+def new_cache(config: PretrainedConfig, layers: LayerKV | None = None,
+              grow: bool = True) -> DynamicCache:
+    """A cache holding ``layers``; ``grow``: decode steps write in place (spare columns, see
+    ``kvcache``), else a plain one for a single pass that appends once."""
+    cache = growing_cache(config) if grow else DynamicCache(config=config)
     for i, (k, v) in enumerate(layers or []):
         cache.update(k, v, i)
     return cache

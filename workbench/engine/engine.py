@@ -20,7 +20,7 @@ from typing import TypeVar
 from workbench.config import EngineConfig
 from workbench.engine import lora
 from workbench.engine.frontend import CallerMixin, check_messages
-from workbench.engine.request import BASE_ADAPTER, Priority, Request, SamplingParams
+from workbench.engine.request import BASE_ADAPTER, BASE_LABEL, Priority, Request, SamplingParams
 from workbench.engine.runner import ModelRunner
 from workbench.engine.scheduler import Scheduler
 from workbench.engine.worker import AdapterOp, EngineStats, Worker
@@ -154,9 +154,10 @@ class Engine(CallerMixin):
     # ---- requests ----------------------------------------------------------------------
     def submit(self, messages: list[dict[str, str]], adapter: str | None = None,
                sampling: SamplingParams | None = None, max_new_tokens: int = 128,
-               priority: Priority = Priority.INTERACTIVE) -> Request:
+               priority: Priority = Priority.INTERACTIVE, cut_last: bool = False) -> Request:
         """Queue a chat request; raises BusyError when the queue is full, InputError when
-        the prompt cannot fit even with older turns dropped."""
+        the prompt cannot fit even with older turns dropped (and, with ``cut_last``, the
+        newest message shortened)."""
         check_messages(messages)
         adapter = None if adapter in (None, "", BASE_ADAPTER) else adapter
         if not 1 <= max_new_tokens <= self.config.max_new_tokens_limit:
@@ -165,10 +166,11 @@ class Engine(CallerMixin):
         self._check_serving()
         self._check_adapter(adapter)
         fitted = self.runner.prompter.fit(messages, self.runner.prompt_budget(max_new_tokens),
-                                          self.runner.min_prefix())
+                                          self.runner.min_prefix(), cut_last)
         req = Request(messages=messages, adapter=adapter, sampling=sampling or SamplingParams(),
                       max_new_tokens=max_new_tokens, priority=Priority(priority),
-                      truncated_turns=fitted.dropped_turns, prompt_ids=fitted.ids,
+                      truncated_turns=fitted.dropped_turns, cut_tokens=fitted.cut_tokens,
+                      prompt_ids=fitted.ids,
                       prefix_len=fitted.prefix_len, arrival_step=self.stats.steps)
         req.metrics.prompt_tokens = len(fitted.ids)
         with self._admit:
@@ -181,7 +183,7 @@ class Engine(CallerMixin):
     def _check_adapter(self, adapter: str | None) -> None:
         if adapter is not None and (adapter not in self._adapter_names or adapter in self._draining):
             served = [n for n in self._adapter_names if n not in self._draining]
-            raise UnknownNameError("adapter", adapter, [BASE_ADAPTER, *served])
+            raise UnknownNameError("adapter", adapter, [BASE_LABEL, *served])
 
     def _check_serving(self) -> None:
         if self._worker.dead is not None:

@@ -35,7 +35,7 @@ class CallerMixin:
 
     def submit(self, messages: list[dict[str, str]], adapter: str | None = None,
                sampling: SamplingParams | None = None, max_new_tokens: int = 128,
-               priority: Priority = Priority.INTERACTIVE) -> Request:
+               priority: Priority = Priority.INTERACTIVE, cut_last: bool = False) -> Request:
         raise NotImplementedError
 
     def cancel(self, request_id: str) -> bool:

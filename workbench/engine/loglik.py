@@ -7,6 +7,8 @@ log-probability of its tokens after the templated prompt, and its token count (f
 Two passes per chunk of items, so a prompt is computed once however many choices it has:
 
     prompts  [B, T]  left-padded  -> keys/values + the first choice token's log-probs
+                     (a start all prompts share, such as few-shot examples, runs once and
+                     is kept in the engine's prefix cache for the next chunks)
     choices  [R, C]  right-padded -> the rest, on the prompt's keys/values copied per choice
 
 Must run on the engine's worker thread (it uses the served model directly)::
@@ -22,8 +24,21 @@ from typing import Any
 
 import torch
 
+from workbench.engine.batch import layers_of, new_cache, positions_of
+from workbench.engine.prefix import PromptIds
+from workbench.engine.prompt import common_prefix_len
 from workbench.engine.request import BASE_ADAPTER
 from workbench.errors import InputError
+
+
+# Shortest shared prompt start worth computing once for a chunk.
+MIN_SHARED_PREFIX = 32
+# Prompt tokens summed over a chunk's choice rows. Every row gets its own copy of its prompt's
+# keys/values for the choice pass (46 KB a token on SmolLM2): 48 rows of a 550-token few-shot
+# prompt are about 1.2 GB, and the app's peak went to 2.8 GB; 8,192 row-tokens are ~0.4 GB.
+MAX_ROW_TOKENS = 8192
+# Prompt tokens of the keys/values copied for one group of choice rows in the second pass.
+COPY_ROW_TOKENS = 2048
 
 
 @dataclass(frozen=True)
@@ -63,15 +78,25 @@ class _Encoded:
     adapter: str
 
 
-def score(runner: Any, items: Sequence[ChoiceItem], max_rows: int = 48) -> list[ChoiceScores]:
-    """Score every item's choices; ``max_rows`` caps choice rows per forward pass."""
+def score(runner: Any, items: Sequence[ChoiceItem], max_rows: int = 48,
+          max_row_tokens: int = MAX_ROW_TOKENS) -> list[ChoiceScores]:
+    """Score every item's choices; ``max_rows`` caps choice rows per forward pass and
+    ``max_row_tokens`` their prompt tokens (each choice row holds its own copy of the prompt's
+    keys/values), so long prompts go in smaller chunks (at least one item each).
+
+    Items are grouped by adapter, so a chunk's prompts can share one computed prefix."""
     tok = runner.loaded.tokenizer
     enc = [_encode(tok, it, _window(runner)) for it in items]
-    out: list[ChoiceScores] = []
+    order = sorted(range(len(enc)), key=lambda i: enc[i].adapter)
+    shared = _shared_prefixes(runner, enc)
+    scored: list[ChoiceScores] = []
     with torch.inference_mode():
-        for chunk in _chunks(enc, max_rows):
-            out.extend(_score_chunk(runner, chunk))
-    return out
+        for chunk in _chunks([enc[i] for i in order], max_rows, max_row_tokens):
+            scored.extend(_score_chunk(runner, chunk, shared.get(chunk[0].adapter, 0)))
+    out: list[ChoiceScores | None] = [None] * len(enc)
+    for i, res in zip(order, scored):
+        out[i] = res
+    return out  # type: ignore[return-value]
 
 
 def _window(runner: Any) -> int:
@@ -101,32 +126,67 @@ def _continuation(tok: Any, text: str, prompt: list[int], choice: str) -> list[i
     return ids
 
 
-def _chunks(enc: list[_Encoded], max_rows: int) -> Iterator[list[_Encoded]]:
+def _chunks(enc: list[_Encoded], max_rows: int, max_row_tokens: int) -> Iterator[list[_Encoded]]:
     chunk: list[_Encoded] = []
-    rows = 0
+    rows = tokens = 0
     for e in enc:
-        if chunk and rows + len(e.choices) > max_rows:
+        cost = len(e.choices) * len(e.prompt)
+        if chunk and (rows + len(e.choices) > max_rows or tokens + cost > max_row_tokens):
             yield chunk
-            chunk, rows = [], 0
+            chunk, rows, tokens = [], 0, 0
         chunk.append(e)
         rows += len(e.choices)
+        tokens += cost
     if chunk:
         yield chunk
 
 
-def _score_chunk(runner: Any, chunk: list[_Encoded]) -> list[ChoiceScores]:
+def _shared_prefixes(runner: Any, enc: list[_Encoded]) -> dict[str, int]:
+    """Per adapter, the leading ids all of its prompts in this call share (few-shot examples,
+    a system prompt); 0 where nothing is worth reusing. Taken over the whole call, not a
+    chunk: a one-item chunk would otherwise cache its whole prompt as a "prefix"."""
+    if getattr(runner, "prefix_kv", None) is None:
+        return {}
+    out: dict[str, int] = {}
+    for adapter in {e.adapter for e in enc}:
+        prompts = [e.prompt for e in enc if e.adapter == adapter]
+        n = min(len(p) for p in prompts) - 1  # one id of each prompt is left to run
+        for p in prompts[1:]:
+            n = min(n, common_prefix_len(prompts[0], p))
+        out[adapter] = n if n >= MIN_SHARED_PREFIX and len(prompts) > 1 else 0
+    return out
+
+
+def _prompt_pass(runner: Any, chunk: list[_Encoded], P: int) -> tuple[Any, torch.Tensor, Any]:
+    """(forward output, mask [B, T], cache) of the prompts; their shared first ``P`` ids
+    (few-shot examples, system prompt) are computed once, or taken from the prefix cache."""
     device, pad = runner.loaded.device, runner.loaded.tokenizer.pad_token_id or 0
-    ids, mask = _left_pad([e.prompt for e in chunk], pad, device)  # [B, T] each
-    pos = (mask.cumsum(-1) - 1).clamp(min=0)  # [B, T]
     keys = [e.adapter for e in chunk]
+    ids, mask = _left_pad([e.prompt[P:] for e in chunk], pad, device)  # [B, T-P]
+    cache = None
+    if P:
+        kv = runner.prefix_kv(PromptIds(chunk[0].prompt, P, keys[0]))  # [1, H, P, D] per layer
+        B = len(chunk)
+        # A plain cache: the choice pass appends once, spare columns would only cost memory.
+        cache = new_cache(runner.model.config, [(k.expand(B, -1, -1, -1), v.expand(B, -1, -1, -1))
+                                                for k, v in kv], grow=False)
+        mask = torch.cat([mask.new_ones((B, P)), mask], dim=1)  # [B, T]: prefix | pads | rest
+    pos = positions_of(mask)[:, P:]  # [B, T-P]
     with _adapters(runner, keys) as extra:
-        first = runner.model(input_ids=ids, attention_mask=mask, position_ids=pos,
+        first = runner.model(input_ids=ids, attention_mask=mask, position_ids=pos, cache=cache,
                              use_cache=True, logits_to_keep=1, **extra)
+    out_cache = getattr(first, "cache", None) or first.past_key_values  # transformers 5: ``cache``
+    return first, mask, out_cache
+
+
+def _score_chunk(runner: Any, chunk: list[_Encoded], shared: int = 0) -> list[ChoiceScores]:
+    pad = runner.loaded.tokenizer.pad_token_id or 0
+    keys = [e.adapter for e in chunk]
+    first, mask, cache = _prompt_pass(runner, chunk, shared)
     first_lp = torch.log_softmax(first.logits[:, -1].float(), dim=-1)  # [B, V]
     owner = [i for i, e in enumerate(chunk) for _ in e.choices]  # row -> item, [R]
     rows = [c for e in chunk for c in e.choices]
     total = [float(first_lp[i, r[0]]) for i, r in zip(owner, rows)]
-    cache = getattr(first, "cache", None) or first.past_key_values  # transformers 5: ``cache``
     rest = _rest_logprobs(runner, cache, mask, owner, rows, pad, keys)
     total = [t + r for t, r in zip(total, rest)]
     out, at = [], 0
@@ -139,13 +199,29 @@ def _score_chunk(runner: Any, chunk: list[_Encoded]) -> list[ChoiceScores]:
 
 def _rest_logprobs(runner: Any, cache: Any, prompt_mask: torch.Tensor, owner: list[int],
                    rows: list[list[int]], pad: int, item_keys: list[str]) -> list[float]:
-    """Log-probs of every choice token after the first, on the prompts' keys/values."""
+    """Log-probs of every choice token after the first, on the prompts' keys/values.
+
+    Each choice row needs its own copy of its prompt's keys/values, so rows go in groups
+    whose copies stay under ``COPY_ROW_TOKENS`` prompt tokens (a 550-token prompt: 3 rows)."""
+    group = max(1, COPY_ROW_TOKENS // prompt_mask.shape[1])
+    layers = layers_of(cache)
+    out: list[float] = []
+    for at in range(0, len(rows), group):
+        sel = list(range(at, min(at + group, len(rows))))
+        out += _rest_group(runner, layers, prompt_mask, [owner[j] for j in sel],
+                           [rows[j] for j in sel], pad, item_keys)
+    return out
+
+
+def _rest_group(runner: Any, layers: list, prompt_mask: torch.Tensor, owner: list[int],
+                rows: list[list[int]], pad: int, item_keys: list[str]) -> list[float]:
     width = max(len(r) for r in rows) - 1
-    if width == 0:
+    if width == 0:  # one-token choices: the prompt pass scored them whole
         return [0.0] * len(rows)
     device = prompt_mask.device
     idx = torch.tensor(owner, device=device)
-    cache.batch_select_indices(idx)  # one copy of its prompt's keys/values per choice row
+    # One copy of its prompt's keys/values per choice row: [R, H, T, D] per layer.
+    cache = new_cache(runner.model.config, [(k[idx], v[idx]) for k, v in layers], grow=False)
     inp = torch.full((len(rows), width), pad, dtype=torch.long, device=device)  # [R, C-1]
     tgt = torch.full((len(rows), width), -1, dtype=torch.long, device=device)  # [R, C-1]
     for j, r in enumerate(rows):

@@ -4,7 +4,9 @@ A conversation longer than the budget loses its oldest turns (a user message and
 answers after it) right after the system message. The system message carries the store's
 policy grounding, so it is never cut, and nothing is cut inside the template: cutting ids
 from the left, as before, could leave half a role tag or half a policy. When the system
-message and the newest turn alone are over the budget the request is refused at submit.
+message and the newest turn alone are over the budget the request is refused at submit,
+unless the caller asks for the newest message to be cut (the chat UI does, and says so under
+the answer): then the end of that message's text goes, never the template or the system.
 
 Templating runs on the caller's thread, so a bad prompt is refused at once and the worker
 only runs the model. One lock guards the tokenizer: fast tokenizers may refuse concurrent
@@ -32,6 +34,8 @@ class FittedPrompt:
     prefix_len: int
     # Whole turns dropped after the system message to fit.
     dropped_turns: int
+    # Tokens cut from the end of the newest message to fit (0: none).
+    cut_tokens: int = 0
 
 
 def split_turns(messages: Messages) -> tuple[Messages, list[Messages]]:
@@ -67,19 +71,41 @@ class Prompter:
                                                       tokenize=False)
             return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
-    def fit(self, messages: Messages, budget: int, min_prefix: int) -> FittedPrompt:
-        """The prompt with the fewest oldest turns dropped that fits ``budget`` tokens."""
+    def fit(self, messages: Messages, budget: int, min_prefix: int,
+            cut_last: bool = False) -> FittedPrompt:
+        """The prompt with the fewest oldest turns dropped that fits ``budget`` tokens;
+        with ``cut_last``, the newest message's text is shortened when that is not enough."""
         head, turns = split_turns(messages)
         dropped = 0
         ids = self.ids(messages)
         while len(ids) > budget and len(turns) - dropped > 1:
             dropped += 1
             ids = self.ids(head + [m for t in turns[dropped:] for m in t])
+        kept = head + [m for t in turns[dropped:] for m in t]
+        cut = 0
+        if len(ids) > budget and cut_last and kept and kept[-1].get("role") == "user":
+            ids, cut = self._cut_last(kept, budget)
         if len(ids) > budget:
             what = "The system message and the last message" if head else "The last message"
             raise InputError(f"{what} take {len(ids)} tokens; the prompt budget is {budget}. "
                              "Shorten it or raise max_prompt_tokens.")
-        return FittedPrompt(ids, self._prefix_len(head, ids, min_prefix), dropped)
+        return FittedPrompt(ids, self._prefix_len(head, ids, min_prefix), dropped, cut)
+
+    def _cut_last(self, messages: Messages, budget: int) -> tuple[list[int], int]:
+        """(ids, tokens cut): the last message's text cut at a token boundary until it fits."""
+        text = messages[-1]["content"]
+        with self._lock:
+            content = list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        over = len(self.ids(messages)) - budget
+        keep = len(content) - over
+        while keep > 0:
+            with self._lock:
+                short = self.tokenizer.decode(content[:keep], skip_special_tokens=True)
+            ids = self.ids([*messages[:-1], {**messages[-1], "content": short}])
+            if len(ids) <= budget:
+                return ids, len(content) - keep
+            keep -= max(1, len(ids) - budget)  # re-tokenising at the cut can add a few ids
+        return self.ids(messages), 0
 
     def _prefix_len(self, head: Messages, ids: list[int], min_prefix: int) -> int:
         if not head or min_prefix <= 0:

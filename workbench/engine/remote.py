@@ -30,7 +30,7 @@ from workbench.engine.engine import EngineSnapshot, EngineStats
 from workbench.engine.frontend import CallerMixin, check_messages
 from workbench.engine.openai_wire import (FINISH, VLLM_EXTRAS, RemoteModel, ServerModel,
                                           error_message, parse_models, request_body)
-from workbench.engine.request import (BASE_ADAPTER, Priority, Request, RequestStatus,
+from workbench.engine.request import (BASE_ADAPTER, BASE_LABEL, Priority, Request, RequestStatus,
                                       SamplingParams)
 from workbench.errors import AdapterError, BusyError, InputError, UnknownNameError, WorkbenchError
 
@@ -139,8 +139,9 @@ class RemoteEngine(CallerMixin):
     # ---- requests ----------------------------------------------------------------------
     def submit(self, messages: list[dict[str, str]], adapter: str | None = None,
                sampling: SamplingParams | None = None, max_new_tokens: int = 128,
-               priority: Priority = Priority.INTERACTIVE) -> Request:
-        """Queue a chat request for the server; BusyError when the client's queue is full."""
+               priority: Priority = Priority.INTERACTIVE, cut_last: bool = False) -> Request:
+        """Queue a chat request for the server; BusyError when the client's queue is full.
+        ``cut_last`` is the server's business here: it knows its own context window."""
         check_messages(messages)
         adapter = None if adapter in (None, "", BASE_ADAPTER, self.base_id) else adapter
         if not 1 <= max_new_tokens <= self.config.max_new_tokens_limit:
@@ -150,7 +151,7 @@ class RemoteEngine(CallerMixin):
             raise WorkbenchError("The remote engine is not running; no new requests are accepted.")
         if adapter is not None and adapter not in self.adapters:
             raise UnknownNameError(f"model at {self.base_url}", adapter,
-                                   [BASE_ADAPTER, *self.adapters])
+                                   [BASE_LABEL, *self.adapters])
         req = Request(messages=messages, adapter=adapter, sampling=sampling or SamplingParams(),
                       max_new_tokens=max_new_tokens, priority=Priority(priority))
         with self._lock:

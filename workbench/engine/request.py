@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass, field
 
 BASE_ADAPTER = "__base__"
+# The one name users see for the base model (UI, CLI, API, stored results).
+BASE_LABEL = "base"
 
 _ids = itertools.count(1)
 
@@ -132,6 +134,8 @@ class Request:
     output_token_ids: list[int] = field(default_factory=list)
     # Whole conversation turns dropped to fit the context window.
     truncated_turns: int = 0
+    # Tokens cut from the end of the newest message to fit (submit with cut_last=True).
+    cut_tokens: int = 0
     # The templated prompt's token ids (set at submit, after any dropped turns).
     prompt_ids: list[int] = field(default_factory=list, repr=False)
     # Leading prompt ids that are the system message, reusable from the prefix cache (0: none).
@@ -189,8 +193,11 @@ class Completion:
     token_ids: tuple[int, ...] = ()
     # Whole conversation turns dropped to fit the context window.
     truncated_turns: int = 0
+    # Tokens cut from the end of the newest message to fit.
+    cut_tokens: int = 0
 
     @classmethod
     def of(cls, req: Request) -> "Completion":
         return cls(req.request_id, req.adapter, req.output_text, req.status, req.finish_reason,
-                   req.metrics, req.error, tuple(req.output_token_ids), req.truncated_turns)
+                   req.metrics, req.error, tuple(req.output_token_ids), req.truncated_turns,
+                   req.cut_tokens)

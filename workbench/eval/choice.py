@@ -48,7 +48,7 @@ def choice_scores(engine: "Engine", work: Sequence[Work],
         return out
     for start in range(0, len(todo), ITEMS_PER_CALL):
         chunk = todo[start:start + ITEMS_PER_CALL]
-        items = [ChoiceItem(w.suite.messages(w.item), w.suite.options.choices, w.variant)
+        items = [ChoiceItem(w.suite.choice_messages(w.item), w.suite.options.choices, w.variant)
                  for w in chunk]
         results = engine.call_between_batches(lambda: loglik.score(engine.runner, items),
                                               timeout=600.0)

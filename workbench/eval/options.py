@@ -5,6 +5,7 @@
     output_type: multiple_choice     # also score each label by log-likelihood (acc, acc_norm)
     choices:                         # optional: what each label reads as (default: the label)
       order_tracking: "order tracking"
+    fewshot: {file: fewshot.jsonl}   # solved examples before each item, for choice scoring only
     structured_output:               # the grammar a constrained run decodes under
       json_schema: {type: object, properties: {...}, required: [...]}
       # or: choice: [yes, no]
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from workbench.engine.request import SamplingParams, StructuredOutput
 from workbench.errors import SuiteError, UnknownNameError, unknown_name_message
+from workbench.eval.fewshot import FewShot, parse_fewshot
 
 if TYPE_CHECKING:
     from workbench.eval.suite import Suite
@@ -45,6 +47,8 @@ class SuiteOptions:
     structured: StructuredOutput | None = None
     # Whether this copy of the suite decodes under ``structured``.
     constrained: bool = False
+    # Solved examples shown before an item when its choices are scored (see ``fewshot``).
+    fewshot: FewShot | None = None
 
     @property
     def multiple_choice(self) -> bool:
@@ -69,7 +73,12 @@ def parse_options(path: Path, cfg: dict, lines: dict[str, int], labels: tuple[st
         fail("choices", "only a multiple_choice suite takes choices.")
     structured = _structured(cfg.get("structured_output"), fail) \
         if "structured_output" in cfg else None
-    return SuiteOptions(output_type, choices, structured)
+    fewshot = None
+    if "fewshot" in cfg:
+        if output_type != "multiple_choice":
+            fail("fewshot", "only a multiple_choice suite takes few-shot examples.")
+        fewshot = parse_fewshot(path.parent, cfg["fewshot"], labels, fail)
+    return SuiteOptions(output_type, choices, structured, fewshot=fewshot)
 
 
 def _choices(raw: object, labels: tuple[str, ...], fail) -> tuple[str, ...]:

@@ -1,4 +1,5 @@
-"""Summary tables, plotly charts, a self-contained HTML report and a CSV export of a run.
+"""Summary tables, comparisons, a self-contained HTML report and a CSV export of a run
+(the charts are in ``charts``, the summary levels and column names in ``summary``).
 
 Everything starts from ``EvalStore.results_frame`` (one row per item × variant), so the CLI,
 the Evaluate tab and the HTML report show the same numbers.
@@ -7,51 +8,22 @@ from __future__ import annotations
 
 import html
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-import plotly.express as px
-import plotly.graph_objects as go
 
+from workbench.engine import BASE_ADAPTER, BASE_LABEL
 from workbench.errors import InputError, StoreError
 from workbench.eval.intervals import Difference, paired_difference
-from workbench.eval.metrics import summarize
+from workbench.eval.metrics import LATENCY_METRICS, summarize
 from workbench.eval.store import EvalStore, RunRecord
+from workbench.eval.charts import figures
+from workbench.eval.summary import (COLUMN_TITLES, KEY_COLUMNS, PROPORTIONS, SCORE_METRICS,
+                                    summary_tables)
+from workbench.textfmt import human_duration
 
-PROPORTIONS = ("accuracy", "resolution_rate", "acc", "acc_norm", "format_compliance")
-TABLE_METRICS = ("accuracy", "macro_f1", "resolution_rate", "p50_ms", "p95_ms", "p99_ms",
-                 "ttft_p50_ms", "tokens_per_s")
-METRIC_LABELS = {"accuracy": "Accuracy", "resolution_rate": "Resolution rate",
-                 "acc": "Choice accuracy (log-likelihood)",
-                 "acc_norm": "Choice accuracy per token (log-likelihood)",
-                 "format_compliance": "Format compliance"}
-
-
-@dataclass(frozen=True)
-class SummaryTables:
-    """The run's metrics at four levels of detail."""
-
-    # One row per variant.
-    overall: pd.DataFrame
-    # One row per suite × variant.
-    by_suite: pd.DataFrame
-    # One row per language × variant.
-    by_lang: pd.DataFrame
-    # One row per region × variant (items with a region only).
-    by_region: pd.DataFrame
-
-
-def summary_tables(df: pd.DataFrame) -> SummaryTables:
-    regional = df[df["region"].notna()]
-    return SummaryTables(
-        overall=summarize(df, ["variant_label"]),
-        by_suite=summarize(df, ["suite", "variant_label"]),
-        by_lang=summarize(df, ["lang", "variant_label"], ("accuracy", "acc", "resolution_rate",
-                                                          "p50_ms")),
-        by_region=summarize(regional, ["region", "variant_label"], ("accuracy", "format_compliance",
-                                                                    "resolution_rate"))
-        if not regional.empty else pd.DataFrame(columns=["region", "variant_label", "n"]))
+__all__ = ["summary_tables", "display_table", "scores_table", "latency_table", "compare_runs",
+           "variant_differences", "export_csv", "write_html_report"]
 
 
 def display_table(table: pd.DataFrame) -> pd.DataFrame:
@@ -76,6 +48,79 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
     return out.rename(columns={"variant_label": "variant"})
 
 
+def scores_table(table: pd.DataFrame) -> pd.DataFrame:
+    """For people: titled columns, shares as "71.0% [60–80]" (95% interval); a metric
+    that is empty in every row is left out."""
+    return _readable(table, SCORE_METRICS, _score_text)
+
+
+def latency_table(table: pd.DataFrame) -> pd.DataFrame:
+    """For people: latency percentiles as "1.2 s" / "2 min 36 s", tokens/s to one decimal."""
+    return _readable(table, LATENCY_METRICS, lambda row, m: f"{row[m]:.1f}" if m == "tokens_per_s"
+                     else human_duration(row[m]))
+
+
+def _readable(table: pd.DataFrame, metrics: tuple[str, ...], text) -> pd.DataFrame:
+    keys = [c for c in KEY_COLUMNS if c in table]
+    shown = [m for m in metrics if m in table and table[m].notna().any()]
+    out = table[keys].reset_index(drop=True)
+    for m in shown:
+        out[m] = ["–" if pd.isna(row[m]) else text(row, m) for _, row in table.iterrows()]
+    return out.rename(columns=COLUMN_TITLES)
+
+
+def _score_text(row: pd.Series, metric: str) -> str:
+    low, high = row.get(f"{metric}_low"), row.get(f"{metric}_high")
+    if metric == "macro_f1":
+        return _f1(row[metric], low, high)
+    if low is None or pd.isna(low):
+        return f"{row[metric]:.1%}"
+    return f"{row[metric]:.1%} [{low * 100:.0f}–{high * 100:.0f}]"  # whole points: narrow
+
+
+def readable_comparison(diff: pd.DataFrame) -> pd.DataFrame:
+    """``compare_runs`` output for people, one row per variant × metric (narrow enough to
+    read): shares in %, Δ in points, latencies as durations."""
+    rows = []
+    for _, r in diff.iterrows():
+        for metric in dict.fromkeys(c.partition(" ")[0] for c in diff.columns if " " in c):
+            rows.append({"Variant": r["variant"], "Metric": COLUMN_TITLES.get(metric, metric),
+                         **{title: _diff_text(r[f"{metric} {side}"], metric, side)
+                            for title, side in (("Run A", "A"), ("Run B", "B"), ("Δ", "Δ"))},
+                         "Δ 95% CI": r.get(f"{metric} Δ 95% CI", ""),
+                         "Verdict": r.get(f"{metric} Δ verdict", "")})
+    return pd.DataFrame(rows, columns=["Variant", "Metric", "Run A", "Run B", "Δ", "Δ 95% CI",
+                                       "Verdict"])
+
+
+def readable_differences(diffs: pd.DataFrame) -> pd.DataFrame:
+    """``variant_differences`` output for people: titled columns and metrics, shares in %,
+    Δ in points."""
+    out = diffs.copy()
+    for col, side in (("baseline", "A"), ("value", "B"), ("Δ", "Δ")):
+        out[col] = [_diff_text(v, m, side) for v, m in zip(diffs[col], diffs["metric"])]
+    out["metric"] = diffs["metric"].map(lambda m: COLUMN_TITLES.get(m, m))
+    return out.rename(columns=_DIFF_TITLES)
+
+
+_DIFF_TITLES = {"suite": "Suite", "variant": "Variant", "vs": "Against", "metric": "Metric",
+                "baseline": "Baseline", "value": "Value", "verdict": "Verdict", "n": "Items",
+                "run": "Run"}
+
+
+def _diff_text(value: object, metric: str, side: str) -> object:
+    if value is None or pd.isna(value):
+        return "–"
+    if metric.endswith("_ms"):
+        sign = ("+" if value >= 0 else "−") if side == "Δ" else ""
+        return sign + human_duration(abs(value))
+    if metric == "macro_f1":
+        return f"{value:+.2f}" if side == "Δ" else f"{value:.2f}"
+    if metric in PROPORTIONS:
+        return f"{value * 100:+.1f} pts" if side == "Δ" else f"{value:.1%}"
+    return value
+
+
 def _f1(value: float | None, low: float | None, high: float | None) -> str:
     if value is None or pd.isna(value):
         return ""
@@ -86,67 +131,6 @@ def _pct(value: float | None, low: float | None, high: float | None) -> str:
     if value is None or pd.isna(value):
         return ""
     return f"{value:.1%} [{low:.1%}–{high:.1%}]"
-
-
-# ---- charts ----------------------------------------------------------------------------
-def _long(table: pd.DataFrame, key: str) -> pd.DataFrame:
-    """Proportions in long form with error-bar lengths, for grouped bar charts."""
-    rows = []
-    for _, r in table.iterrows():
-        for m in PROPORTIONS:
-            if m in r and pd.notna(r[m]):
-                rows.append({key: r[key], "variant": r["variant_label"], "metric": METRIC_LABELS[m],
-                             "value": r[m], "plus": r[f"{m}_high"] - r[m],
-                             "minus": r[m] - r[f"{m}_low"], "n": r["n"]})
-    return pd.DataFrame(rows, columns=[key, "variant", "metric", "value", "plus", "minus", "n"])
-
-
-def _bars(long: pd.DataFrame, x: str, title: str) -> go.Figure:
-    fig = px.bar(long, x=x, y="value", color="variant", barmode="group", facet_row="metric",
-                 error_y="plus", error_y_minus="minus", hover_data=["n"], title=title,
-                 range_y=[0, 1.05])
-    fig.update_yaxes(tickformat=".0%", title=None)
-    fig.for_each_annotation(lambda a: a.update(text=a.text.split("=")[-1]))
-    return fig
-
-
-def fig_by_language(df: pd.DataFrame) -> go.Figure:
-    """Accuracy and resolution by language, one bar per variant, with 95% intervals."""
-    return _bars(_long(summary_tables(df).by_lang, "lang"), "lang",
-                 "Accuracy and resolution by language")
-
-
-def fig_by_region(df: pd.DataFrame) -> go.Figure:
-    table = summary_tables(df).by_region
-    long = _long(table, "region") if not table.empty else _long(pd.DataFrame(
-        columns=["region", "variant_label", "n"]), "region")
-    return _bars(long[long["metric"] == METRIC_LABELS["resolution_rate"]], "region",
-                 "Resolution by region")
-
-
-def fig_latency(df: pd.DataFrame) -> go.Figure:
-    table = summarize(df, ["variant_label"], ("p50_ms", "p95_ms", "p99_ms"))
-    long = table.melt(id_vars=["variant_label"], value_vars=["p50_ms", "p95_ms", "p99_ms"],
-                      var_name="percentile", value_name="ms")
-    long["percentile"] = long["percentile"].str.replace("_ms", "").str.upper()
-    fig = px.bar(long, x="percentile", y="ms", color="variant_label", barmode="group",
-                 title="Latency per variant (from batch start)", labels={"variant_label": "variant"})
-    fig.update_yaxes(title="ms")
-    return fig
-
-
-def fig_latency_cdf(df: pd.DataFrame) -> go.Figure:
-    data = df[df["service_ms"].notna()]
-    fig = px.ecdf(data, x="service_ms", color="variant_label", title="Latency distribution (CDF)",
-                  labels={"variant_label": "variant", "service_ms": "latency from batch start (ms)"})
-    fig.update_yaxes(title="share of items", tickformat=".0%")
-    return fig
-
-
-def figures(df: pd.DataFrame) -> dict[str, go.Figure]:
-    """The four charts, keyed by the elem_id suffix the UI gives them."""
-    return {"lang": fig_by_language(df), "region": fig_by_region(df),
-            "latency": fig_latency(df), "cdf": fig_latency_cdf(df)}
 
 
 # ---- comparing two runs ----------------------------------------------------------------
@@ -166,6 +150,8 @@ def compare_runs(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
                      for v in merged["variant"]]
             out[f"{col} Δ 95% CI"] = [_ci(d) for d in diffs]
             out[f"{col} Δ verdict"] = [d.verdict for d in diffs]
+    # Matched on the engine's names; shown with the one name users know for the base.
+    out["variant"] = out["variant"].replace(BASE_ADAPTER, BASE_LABEL)
     return out
 
 
@@ -232,7 +218,8 @@ def write_html_report(run_id: str, other_run_id: str | None = None,
         raise StoreError(f"Run {run_id} has no answers yet; finish it with: "
                          f"workbench eval --resume {run_id}")
     parts = [_header(record), _tables_html(df)]
-    for i, fig in enumerate(figures(df).values()):
+    charts = [fig for fig in figures(df).values() if fig is not None]
+    for i, fig in enumerate(charts):
         parts.append(fig.to_html(full_html=False, include_plotlyjs="inline" if i == 0 else False))
     if other_run_id:
         other, odf = store.get_run(other_run_id), store.results_frame(other_run_id)
@@ -270,6 +257,8 @@ def _tables_html(df: pd.DataFrame) -> str:
     out = []
     for title, table in (("By variant", t.overall), ("By suite", t.by_suite),
                          ("By language", t.by_lang), ("By region", t.by_region)):
+        if table.empty:
+            continue
         out.append(f"<h2>{title}</h2>" + display_table(table).to_html(index=False))
     diffs = variant_differences(df)
     if not diffs.empty:

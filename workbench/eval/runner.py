@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from workbench.engine import BASE_ADAPTER, Completion, RequestSpec
+from workbench.engine import BASE_ADAPTER, BASE_LABEL, Completion, RequestSpec
 from workbench.errors import InputError, StoreError, UnknownNameError
 from workbench.eval.choice import choice_scores
 from workbench.eval.metrics import VariantSummary, item_outcome, variant_summaries
@@ -69,7 +69,7 @@ def resolve_variants(wb: "Workbench", names: Iterable[str]) -> list[str]:
         name = raw.strip()
         name = BASE_ADAPTER if name in BASE_ALIASES else by_ref.get(name, name)
         if name not in wb.variants:
-            raise UnknownNameError("variant", raw, ["base", *wb.variants])
+            raise UnknownNameError("variant", raw, [BASE_LABEL, *wb.engine.adapters])
         if name not in out:
             out.append(name)
     if not out:
@@ -146,7 +146,7 @@ def _prepare_resume(wb: "Workbench", store: EvalStore, run_id: str) -> tuple[Run
         raise StoreError(f"Run {run_id} used model '{record.model}', but '{wb.loaded.name}' "
                          f"is loaded; resume with --model {record.model}.")
     for variant, label in record.adapters.items():
-        if variant not in wb.variants or wb.variant_label(variant) != label:
+        if variant not in wb.variants or wb.variant_label(variant) != _label(label):
             raise StoreError(f"Run {run_id} evaluated {label}, which is not loaded now; "
                              "load that adapter version to resume.")
     loaded = []
@@ -180,7 +180,10 @@ def _generate(wb: "Workbench", store: EvalStore, record: RunRecord, work: list[W
     def on_done(index: int, completion: Completion) -> None:
         nonlocal done
         w = work[index]
-        store.record_item(_score(record, w, completion,
+        # The version serving the variant when the answer completed: a hot-swap closes the
+        # gate and lets admitted rows finish first, so this is the version that produced it.
+        label = wb.variant_label(w.variant)
+        store.record_item(_score(record, w, completion, label,
                                  (extra or {}).get((w.suite.name, w.item.id, w.variant), {})))
         done += 1
         if progress is not None:
@@ -194,7 +197,13 @@ def _generate(wb: "Workbench", store: EvalStore, record: RunRecord, work: list[W
     return done - already
 
 
-def _score(record: RunRecord, w: WorkItem, c: Completion, extra: dict | None = None) -> ItemResult:
+def _label(label: str) -> str:
+    """Runs stored before the base was labelled ``base`` say ``__base__``."""
+    return BASE_LABEL if label in BASE_ALIASES else label
+
+
+def _score(record: RunRecord, w: WorkItem, c: Completion, label: str,
+           extra: dict | None = None) -> ItemResult:
     """Generation scores decide the outcome; ``extra`` (log-likelihood scores) is stored beside."""
     ok = c.status.value == "finished"
     scores = score_all(w.suite.scorers, c.text, w.suite.context(w.item))
@@ -203,7 +212,7 @@ def _score(record: RunRecord, w: WorkItem, c: Completion, extra: dict | None = N
                                           "prompt_tokens", "completion_tokens", "batch_size")}
     metrics["tokens_per_s"] = m.tokens_per_s
     return ItemResult(run_id=record.run_id, suite=w.suite.name, item=w.item, variant=w.variant,
-                      variant_label=record.adapters.get(w.variant, w.variant), answer=c.text,
+                      variant_label=label, answer=c.text,
                       status=c.status.value, finish_reason=c.finish_reason, error=c.error,
                       metrics=metrics, scores=scores | (extra or {}),
                       outcome=item_outcome(w.suite.scorers, scores, generated=ok))

@@ -247,6 +247,8 @@ class EvalStore:
             scores = pd.read_sql_query("SELECT suite, item_id, variant, scorer, passed, detail "
                                        "FROM eval_scores WHERE run_id = ?", db, params=(run_id,))
         answers["expected_intent"] = answers["expected"].map(lambda e: json.loads(e).get("intent"))
+        # Runs stored before the base was labelled "base" say "__base__": one name for readers.
+        answers["variant_label"] = answers["variant_label"].replace("__base__", "base")
         # A run submits whole suites at once, so an item's wait behind the run's own other
         # items says nothing about the variant: latencies count from the start of its batch.
         queue = answers["queue_ms"].fillna(0.0)

@@ -87,6 +87,15 @@ class Suite:
         return ([{"role": "system", "content": system}] if system else []) + \
             [{"role": "user", "content": user}]
 
+    def choice_messages(self, item: EvalItem) -> list[dict[str, str]]:
+        """The prompt its choices are scored after: the few-shot examples, when the suite has
+        them, between the system message and the item."""
+        shots = self.options.fewshot
+        if shots is None:
+            return self.messages(item)
+        answer = dict(zip(self.labels, self.options.choices or self.labels)).__getitem__
+        return self.messages(item)[:-1] + shots.turns(item.text, self.labels, answer)
+
     def context(self, item: EvalItem) -> ScoreContext:
         return ScoreContext(lang=item.lang, expected=item.expected, labels=self.labels)
 
@@ -154,6 +163,8 @@ def load_suite(name_or_path: str | Path) -> Suite:
     labels = tuple(cfg.get("labels") or ())
     items = _parse_items(items_path, raw_items, labels, grounding, policies,
                          "verdict" in cfg["scorers"])
+    if options.fewshot is not None:
+        extra += b"\0" + options.fewshot.raw
     digest = hashlib.sha256(raw_cfg + b"\0" + raw_items + b"\0" + extra).hexdigest()
     return Suite(name=str(cfg["name"]), description=str(cfg.get("description", "")).strip(),
                  task=cfg["task"], grounding=grounding, labels=labels,

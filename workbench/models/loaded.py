@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
+if TYPE_CHECKING:  # importing transformers takes seconds; a CLI typo must not wait for it
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 
 @dataclass

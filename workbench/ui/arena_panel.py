@@ -20,6 +20,7 @@ from workbench.errors import InputError, WorkbenchError
 from workbench.eval.arena import VOTE_LABELS, VOTES, ArenaStore, Vote, leaderboard
 from workbench.policy import system_prompt
 from workbench.service import Workbench
+from workbench.ui.common import guard
 
 STREAM_INTERVAL_S = 0.05
 _RNG = random.SystemRandom()
@@ -68,9 +69,9 @@ def start_round(wb: Workbench, question: str, lang: str, region: str, grounded: 
                 {"role": "user", "content": question}]
     sampling = SamplingParams(temperature=float(temperature),
                               repetition_penalty=float(repetition_penalty))
-    req_a = wb.engine.submit(messages, a, sampling, int(max_new_tokens))
+    req_a = wb.engine.submit(messages, a, sampling, int(max_new_tokens), cut_last=True)
     try:
-        req_b = wb.engine.submit(messages, b, sampling, int(max_new_tokens))
+        req_b = wb.engine.submit(messages, b, sampling, int(max_new_tokens), cut_last=True)
     except WorkbenchError:
         wb.engine.cancel(req_a.request_id)
         raise
@@ -116,11 +117,9 @@ def build_arena_panel(wb: Workbench, lang: gr.Dropdown, region: gr.Dropdown,
                        for v in VOTES]
         reveal = gr.Markdown("", elem_id="arena-reveal")
 
+    @guard
     def on_ask(q, lang_v, region_v, grounded_v, max_new_v, temp, rep):
-        try:
-            r = start_round(wb, q, lang_v, region_v, grounded_v, max_new_v, temp, rep)
-        except WorkbenchError as exc:
-            raise gr.Error(exc.message) from exc
+        r = start_round(wb, q, lang_v, region_v, grounded_v, max_new_v, temp, rep)
         texts = ["", ""]
         off = [gr.update(interactive=False)] * len(VOTES)
         while True:
@@ -145,11 +144,9 @@ def build_arena_panel(wb: Workbench, lang: gr.Dropdown, region: gr.Dropdown,
 
 
 def _on_vote(store: ArenaStore, wb: Workbench, vote: str):
+    @guard
     def save(r: ArenaRound | None):
-        try:
-            text = record_vote(store, r, vote, wb.loaded.name)
-        except WorkbenchError as exc:
-            raise gr.Error(exc.message) from exc
+        text = record_vote(store, r, vote, wb.loaded.name)
         return (text, *[gr.update(interactive=False)] * len(VOTES))
     return save
 

@@ -13,9 +13,12 @@ import gradio as gr
 from workbench.chatlog import ChatTurn, new_conversation_id
 from workbench.engine import BASE_ADAPTER, Request, SamplingParams
 from workbench.errors import WorkbenchError
-from workbench.langs import RTL_LANGUAGES, example_questions, language_choices, region_choices
+from workbench.langs import (RTL_LANGUAGES, example_questions, language_choices, region_choices,
+                             suggested_region)
 from workbench.policy import system_prompt
 from workbench.service import Workbench
+from workbench.textfmt import human_duration
+from workbench.ui.common import guard, refuse
 from workbench.ui.routes_panel import build_customer_view
 from workbench.ui.arena_panel import build_arena_panel
 
@@ -51,23 +54,36 @@ def _text(content: object) -> str:
 
 
 def stats_line(req: Request) -> str:
+    """What the user reads under an answer: timings, and every limit that changed it."""
     m = req.metrics
     if req.error:
         return f"⚠️ {req.error}"
     if m.total_ms is None:
         return "…"
     tps = m.tokens_per_s
-    parts = [f"latency {m.total_ms:.0f} ms", f"TTFT {m.ttft_ms:.0f} ms",
+    parts = [f"latency {human_duration(m.total_ms)}", f"TTFT {human_duration(m.ttft_ms)}",
              f"{tps:.1f} tok/s" if tps else "– tok/s", f"batch {m.batch_size}",
              f"{m.completion_tokens} tokens"]
     if m.cached_tokens:
         parts.append(f"{m.cached_tokens} of {m.prompt_tokens} prompt tokens reused")
+    return " · ".join(parts) + "".join(f"\n\n⚠️ {n}" for n in limit_notices(req))
+
+
+def limit_notices(req: Request) -> list[str]:
+    """The silent limits made loud: a cut answer, a cut message, dropped turns, a stop."""
+    notes = []
+    if req.finish_reason == "length":
+        notes.append(f"The answer was cut at its limit of {req.max_new_tokens} tokens "
+                     "(raise Max new tokens under Generation settings).")
+    if req.cut_tokens:
+        notes.append(f"The message was too long for the context window: its last "
+                     f"{req.cut_tokens} tokens were left out.")
     if req.truncated_turns:
         n = req.truncated_turns
-        parts.append(f"{n} oldest turn{'s' if n != 1 else ''} dropped to fit the context")
+        notes.append(f"{n} oldest turn{'s' if n != 1 else ''} dropped to fit the context window.")
     if req.finish_reason == "cancelled":
-        parts.append("stopped")
-    return " · ".join(parts)
+        notes.append("Stopped before the end.")
+    return notes
 
 
 def start_runs(wb: Workbench, text: str, lang: str, region: str, grounded: bool,
@@ -77,12 +93,18 @@ def start_runs(wb: Workbench, text: str, lang: str, region: str, grounded: bool,
     system = {"role": "system", "content": system_prompt(lang, region, grounded)}
     sampling = SamplingParams(temperature=float(temperature),
                               repetition_penalty=float(repetition_penalty))
-    runs = []
-    for pane, variant, hist in (("left", BASE_ADAPTER, left), ("right", right_variant, right)):
-        msgs = [system, *history_messages(hist), {"role": "user", "content": text}]
-        req = wb.engine.submit(msgs, variant, sampling, int(max_new_tokens))
-        new_hist = [*hist, {"role": "user", "content": text}, {"role": "assistant", "content": ""}]
-        runs.append(PaneRun(pane, variant, req, new_hist))
+    runs: list[PaneRun] = []
+    try:
+        for pane, variant, hist in (("left", BASE_ADAPTER, left), ("right", right_variant, right)):
+            msgs = [system, *history_messages(hist), {"role": "user", "content": text}]
+            req = wb.engine.submit(msgs, variant, sampling, int(max_new_tokens), cut_last=True)
+            new_hist = [*hist, {"role": "user", "content": text},
+                        {"role": "assistant", "content": ""}]
+            runs.append(PaneRun(pane, variant, req, new_hist))
+    except WorkbenchError:
+        for run in runs:  # the twin was refused: do not leave one pane answering alone
+            wb.engine.cancel(run.request.request_id)
+        raise
     return runs
 
 
@@ -115,23 +137,29 @@ def build_chat_tab(wb: Workbench, tab: gr.Tab) -> None:
         lang = gr.Dropdown(language_choices(), value="en", label="Customer language", elem_id="chat-lang")
         region = gr.Dropdown(region_choices(), value="EU", label="Store region", elem_id="chat-region")
         grounded = gr.Checkbox(True, label="Ground on region policy", elem_id="chat-grounded")
-        right_variant = gr.Dropdown(wb.variants, value=wb.default_adapter or BASE_ADAPTER,
+        right_variant = gr.Dropdown([(wb.variant_label(v), v) for v in wb.variants],
+                                    value=wb.default_adapter or BASE_ADAPTER,
                                     label="Right pane variant", elem_id="chat-variant")
         mode = gr.Radio(["Side by side", "Customer view"], value="Side by side", label="Mode",
                         elem_id="chat-mode")
+    seen_default = gr.State(wb.default_adapter)  # the Adapters tab's pick, last applied
+    # Pane titles sit above the chat boxes: a Chatbot's own label floats over the messages
+    # and hides the first bubble once the pane scrolls.
     with gr.Row(equal_height=True) as arena_row:
         with gr.Column():
-            left_bot = gr.Chatbot(label="Base model", height=380, elem_id="chat-left")
+            gr.Markdown(f"**{pane_label(wb, BASE_ADAPTER, left=True)}**", elem_id="chat-left-title")
+            left_bot = gr.Chatbot(show_label=False, height=380, elem_id="chat-left")
             left_stats = gr.Markdown("", elem_id="chat-left-stats")
             left_rating, left_resolved = _rating_row("left")
         with gr.Column():
-            right_bot = gr.Chatbot(label=pane_label(wb, right_variant.value), height=380,
-                                   elem_id="chat-right")
+            right_title = gr.Markdown(f"**{pane_label(wb, right_variant.value)}**",
+                                      elem_id="chat-right-title")
+            right_bot = gr.Chatbot(show_label=False, height=380, elem_id="chat-right")
             right_stats = gr.Markdown("", elem_id="chat-right-stats")
             right_rating, right_resolved = _rating_row("right")
     with gr.Row() as input_row:
-        example = gr.Dropdown(example_questions("en"), label="Example questions", scale=2,
-                              elem_id="chat-example", allow_custom_value=True)
+        example = gr.Dropdown(example_questions("en"), value=None, label="Example questions",
+                              scale=2, elem_id="chat-example", allow_custom_value=True)
         text = gr.Textbox(placeholder="Type a customer question…", label="Customer message",
                           scale=4, elem_id="chat-input")
     with gr.Row() as button_row:
@@ -139,7 +167,8 @@ def build_chat_tab(wb: Workbench, tab: gr.Tab) -> None:
         stop = gr.Button("Stop", elem_id="chat-stop")
         clear = gr.Button("New conversation", elem_id="chat-clear")
     with gr.Accordion("Generation settings", open=False):
-        max_new = gr.Slider(16, 512, value=160, step=16, label="Max new tokens")
+        max_new = gr.Slider(16, 512, value=160, step=16, label="Max new tokens",
+                            elem_id="chat-max-new")
         temperature = gr.Slider(0.0, 1.5, value=0.0, step=0.1, label="Temperature (0 = greedy)")
         # Small models loop on long greedy answers; a mild penalty keeps chat readable
         # (eval runs use plain greedy decoding).
@@ -154,22 +183,26 @@ def build_chat_tab(wb: Workbench, tab: gr.Tab) -> None:
                 mode, [customer, arena_row, input_row, button_row, right_variant])
     build_arena_panel(wb, lang, region, grounded, max_new, temperature, rep_penalty)
 
+    @guard
     def on_send(msg, lang_v, region_v, grounded_v, variant, left, right, conv, max_new_v, temp, rep):
         msg = (msg or "").strip()
         if not msg:
-            raise gr.Error("Type a customer question first.")
-        try:
-            runs = start_runs(wb, msg, lang_v, region_v, grounded_v, variant or BASE_ADAPTER,
-                              left or [], right or [], max_new_v, temp, rep)
-        except WorkbenchError as exc:
-            raise gr.Error(exc.message) from exc
+            refuse("Type a customer question first.")
+        runs = start_runs(wb, msg, lang_v, region_v, grounded_v, variant or BASE_ADAPTER,
+                          left or [], right or [], max_new_v, temp, rep)
         ids = [r.request.request_id for r in runs]
-        yield "", runs[0].history, runs[1].history, "…", "…", ids, ["", ""]
-        while not all(r.request.done_event.is_set() for r in runs):
-            time.sleep(STREAM_INTERVAL_S)
-            for r in runs:
-                drain(r)
+        try:
             yield "", runs[0].history, runs[1].history, "…", "…", ids, ["", ""]
+            while not all(r.request.done_event.is_set() for r in runs):
+                time.sleep(STREAM_INTERVAL_S)
+                for r in runs:
+                    drain(r)
+                yield "", runs[0].history, runs[1].history, "…", "…", ids, ["", ""]
+        finally:
+            # A reader that went away (closed tab, failed event) frees both slots at once.
+            for r in runs:
+                if not r.request.done_event.is_set():
+                    wb.engine.cancel(r.request.request_id)
         for r in runs:
             drain(r)
         saved = record_turns(wb, runs, conv, msg, lang_v, region_v, grounded_v)
@@ -184,20 +217,33 @@ def build_chat_tab(wb: Workbench, tab: gr.Tab) -> None:
     stop.click(lambda ids: [wb.engine.cancel(i) for i in ids] and None, active, None)
     clear.click(lambda: ([], [], "", "", new_conversation_id()), None,
                 [left_bot, right_bot, left_stats, right_stats, conv_id])
-    example.select(lambda q: q, example, text)
-    right_variant.change(lambda v: gr.update(label=pane_label(wb, v)), right_variant, right_bot)
-    lang.change(_on_lang, lang, [example, left_bot, right_bot, text])
-    tab.select(lambda v: gr.update(choices=wb.variants, value=v if v in wb.variants else
-                                   (wb.default_adapter or BASE_ADAPTER)), right_variant, right_variant)
+    example.input(lambda q: q if q else gr.skip(), example, text)
+    right_variant.change(lambda v: f"**{pane_label(wb, v)}**", right_variant, right_title,
+                         show_progress="hidden")
+    lang.change(_on_lang, lang, [example, left_bot, right_bot, text, region])
+    tab.select(lambda v, seen: _on_open(wb, v, seen), [right_variant, seen_default],
+               [right_variant, seen_default])
     for rating, resolved, idx in ((left_rating, left_resolved, 0), (right_rating, right_resolved, 1)):
         rating.change(_rate(wb, idx, "rating"), [turn_ids, rating], None)
         resolved.change(_rate(wb, idx, "resolved"), [turn_ids, resolved], None)
 
 
-def pane_label(wb: Workbench, variant: str | None) -> str:
+def pane_label(wb: Workbench, variant: str | None, left: bool = False) -> str:
+    if left:
+        return "Base model"
     if not variant or variant == BASE_ADAPTER:
-        return "Base (sanity check: base vs base)"
+        return "Base model (sanity check: base against base)"
     return f"Adapter {wb.variant_label(variant)}"
+
+
+def _on_open(wb: Workbench, picked: str | None, seen: str | None) -> tuple:
+    """Opening the tab: new adapters appear, and a right-pane default set in the Adapters tab
+    since the last visit is applied; otherwise the user's own pick stays."""
+    default = wb.default_adapter or BASE_ADAPTER
+    choices = [(wb.variant_label(v), v) for v in wb.variants]
+    if wb.default_adapter != seen or picked not in wb.variants:
+        return gr.update(choices=choices, value=default), wb.default_adapter
+    return gr.update(choices=choices, value=picked), seen
 
 
 def _rating_row(pane: str) -> tuple[gr.Radio, gr.Radio]:
@@ -208,16 +254,14 @@ def _rating_row(pane: str) -> tuple[gr.Radio, gr.Radio]:
 
 
 def _rate(wb: Workbench, idx: int, field: str):
+    @guard
     def save(ids: list[str], value: object) -> None:
         if value is None or not ids or not ids[idx]:
             return
-        try:
-            if field == "rating":
-                wb.chatlog.rate(ids[idx], rating=int(value))
-            else:
-                wb.chatlog.rate(ids[idx], resolved=value == "yes")
-        except WorkbenchError as exc:
-            raise gr.Error(exc.message) from exc
+        if field == "rating":
+            wb.chatlog.rate(ids[idx], rating=int(value))
+        else:
+            wb.chatlog.rate(ids[idx], resolved=value == "yes")
         gr.Info("Saved.")
 
     return save
@@ -226,5 +270,6 @@ def _rate(wb: Workbench, idx: int, field: str):
 def _on_lang(code: str):
     rtl = code in RTL_LANGUAGES
     examples = example_questions(code)
+    region = suggested_region(code)
     return (gr.update(choices=examples, value=None), gr.update(rtl=rtl), gr.update(rtl=rtl),
-            gr.update(rtl=rtl))
+            gr.update(rtl=rtl), gr.update(value=region) if region else gr.skip())

@@ -113,8 +113,9 @@ def _fmt(value: float | None, digits: int = 2) -> str:
 
 
 def variant_table(tel: Telemetry, window_s: float) -> pd.DataFrame:
-    """One row per variant in the window, plus the whole: the figures the charts plot."""
-    rows = {ALL: tel.window(window_s), **tel.by_adapter(window_s)}
+    """One row per variant in the window, plus the whole, then one per A/B route arm: the
+    figures the charts plot."""
+    rows = {ALL: tel.window(window_s), **tel.by_adapter(window_s), **tel.by_route_arm(window_s)}
     return pd.DataFrame([{
         "variant": ref, "requests": s.requests, "req/s": _fmt(s.requests_per_s, 3),
         "TTFT p50/p95/p99 s": " / ".join(_fmt(v) for v in (s.ttft_p50_s, s.ttft_p95_s, s.ttft_p99_s)),
@@ -129,6 +130,8 @@ def live_markdown(wb: Workbench) -> str:
     live = wb.telemetry.live()
     served = [wb.variant_label(a) for a in live.loaded_adapters] or ["none"]
     cuda = "" if live.cuda_allocated_bytes is None else f" · GPU memory {_mib(live.cuda_allocated_bytes):,.0f} MiB"
+    if live.cuda_utilization_percent is not None:
+        cuda += f" · GPU busy {live.cuda_utilization_percent:.0f}%"
     return (f"**Now** · running {live.running} · waiting {live.waiting} · process memory "
             f"{_mib(live.rss_bytes):,.0f} MiB{cuda}  \n**Adapters served**: {', '.join(served)}  \n"
             f"<small>Updated {time.strftime('%H:%M:%S')} · every {REFRESH_S:.0f} s</small>")
@@ -148,7 +151,8 @@ def build_monitor_tab(wb: Workbench, tab: gr.Tab) -> None:
     with gr.Row():
         window = gr.Radio(list(WINDOWS), value="5 min", label="Window", elem_id="monitor-window")
         live = gr.Markdown(elem_id="monitor-live")
-    table = gr.Dataframe(label="Per variant", interactive=False, elem_id="monitor-table")
+    table = gr.Dataframe(label="Per variant and per A/B route arm", interactive=False,
+                         elem_id="monitor-table")
     plot = gr.Plot(label="Charts", elem_id="monitor-plot")
     # Off until the tab is first opened, so sessions that never look cost the server nothing.
     timer = gr.Timer(REFRESH_S, active=False)

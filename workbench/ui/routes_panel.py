@@ -25,7 +25,7 @@ from workbench.route_report import (REPORT_HEADERS, promote, promote_decision, r
                                      route_report)
 from workbench.routes import RouteStore, assign, default_store, parse_arms
 from workbench.service import Workbench
-from workbench.ui.common import guard
+from workbench.ui.common import guard, refuse
 
 STREAM_INTERVAL_S = 0.05
 
@@ -89,7 +89,7 @@ def _route_handlers(wb: Workbench):
 
 def _need(name: str | None) -> None:
     if not name:
-        raise gr.Error("Pick a route first.")
+        refuse("Pick a route first.")
 
 
 def build_routes_panel(wb: Workbench) -> None:
@@ -115,8 +115,9 @@ def build_routes_panel(wb: Workbench) -> None:
         rollback = gr.Button("Roll back to incumbent", elem_id="routes-rollback")
     status = gr.Markdown("", elem_id="routes-status")
 
+    @guard
     def show(route_name: str | None, message: str = ""):
-        rows, text = guard(route_view)(route_name)
+        rows, text = route_view(route_name)
         return gr.update(choices=route_choices(), value=route_name), rows, text, message
 
     outs = [pick, table, summary, status]
@@ -154,7 +155,8 @@ def start_customer_run(wb: Workbench, route_name: str, user_key: str, text: str,
             *history_messages(history), {"role": "user", "content": text}]
     sampling = SamplingParams(temperature=float(temperature),
                               repetition_penalty=float(repetition_penalty))
-    req, _variant = wb.submit(arm, msgs, sampling, int(max_new_tokens), user=user_key)
+    req, _variant = wb.submit(arm, msgs, sampling, int(max_new_tokens), user=user_key,
+                              cut_last=True)
     new_hist = [*history, {"role": "user", "content": text}, {"role": "assistant", "content": ""}]
     return CustomerRun(route.name, arm, req, new_hist)
 
@@ -185,14 +187,15 @@ def build_customer_view(wb: Workbench, inputs: dict, stats_line, history_message
             send = gr.Button("Send", variant="primary", elem_id="chat-customer-send", scale=1)
     turn_id = gr.State("")
 
+    @guard
     def on_send(msg, route_name, lang, region, grounded, hist, conv, max_new, temp, rep,
                 request: gr.Request):
         msg = (msg or "").strip()
         if not msg:
-            raise gr.Error("Type a customer question first.")
+            refuse("Type a customer question first.")
         key = getattr(request, "session_hash", None) or conv
-        run = guard(start_customer_run)(wb, route_name, key, msg, lang, region, grounded,
-                                        hist or [], max_new, temp, rep, history_messages)
+        run = start_customer_run(wb, route_name, key, msg, lang, region, grounded,
+                                 hist or [], max_new, temp, rep, history_messages)
         while not run.request.done_event.is_set():
             time.sleep(STREAM_INTERVAL_S)
             drain(run)

@@ -1,0 +1,81 @@
+"""Few-shot prompts for log-likelihood choice scoring (lm-evaluation-harness's ``num_fewshot``).
+
+A 135M-parameter model scored zero-shot on twelve intents picks the same label for every
+message (the label's prior outweighs the message), so ``acc`` sits at chance and says
+nothing. Shown a handful of solved examples first, the same model's choice follows the
+message. ``suite.yaml`` names the examples::
+
+    fewshot:
+      file: fewshot.jsonl            # in the suite folder: {"text": ..., "label": ...} per line
+      template: 'Message: "{text}"'  # each example's user turn (and the item's)
+      preamble: "Intents: {labels}"  # optional, put before the first example
+
+The examples come from the training data, never from the suite's items (the leak check
+covers them), and they go into the suite's hash. Only the choice scoring uses them:
+generation keeps the suite's zero-shot prompt, so its scores stay comparable across runs.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+Fail = Callable[[str, str], None]
+
+
+@dataclass(frozen=True)
+class FewShot:
+    """Solved examples shown before an item when its choices are scored."""
+
+    # (text, label) pairs, in file order.
+    examples: tuple[tuple[str, str], ...]
+    # User turn of each example and of the item, with {text}.
+    template: str
+    # Text before the first example, with {labels} ("" for none).
+    preamble: str
+    # The examples file's bytes, for the suite hash.
+    raw: bytes
+
+    def turns(self, text: str, labels: tuple[str, ...], answer: Callable[[str], str]) -> list[dict[str, str]]:
+        """Example turns then the item's user turn; ``answer`` maps a label to its choice text."""
+        out: list[dict[str, str]] = []
+        for text_i, label in self.examples:
+            out += [{"role": "user", "content": self.template.format(text=text_i)},
+                    {"role": "assistant", "content": answer(label)}]
+        out.append({"role": "user", "content": self.template.format(text=text)})
+        if self.preamble:
+            first = self.preamble.format(labels=", ".join(labels))
+            out[0] = {"role": "user", "content": f"{first}\n\n{out[0]['content']}"}
+        return out
+
+
+def parse_fewshot(folder: Path, raw: object, labels: tuple[str, ...], fail: Fail) -> FewShot:
+    """The ``fewshot`` block of a suite.yaml; ``fail(field, message)`` raises."""
+    if not isinstance(raw, dict) or not isinstance(raw.get("file"), str):
+        fail("fewshot", "must be a mapping with at least 'file' (a JSONL file in the suite folder).")
+    template = raw.get("template", 'Message: "{text}"')
+    if not isinstance(template, str) or "{text}" not in template:
+        fail("fewshot", "template must be a string containing {text}.")
+    preamble = raw.get("preamble", "")
+    if not isinstance(preamble, str):
+        fail("fewshot", "preamble must be a string.")
+    path = folder / raw["file"]
+    if not path.is_file():
+        fail("fewshot", f"{path} does not exist.")
+    data = path.read_bytes()
+    examples = []
+    for n, line in enumerate(data.decode("utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            text, label = str(row["text"]), str(row["label"])
+        except (ValueError, KeyError, TypeError):
+            fail("fewshot", f"{path}:{n}: each line needs a JSON object with 'text' and 'label'.")
+        if label not in labels:
+            fail("fewshot", f"{path}:{n}: label '{label}' is not one of the suite's labels.")
+        examples.append((text, label))
+    if not examples:
+        fail("fewshot", f"{path} holds no examples.")
+    return FewShot(tuple(examples), template, preamble, data)
