@@ -9,9 +9,11 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from workbench.api.auth import InferenceRoute
@@ -52,34 +54,32 @@ async def list_models(request: Request) -> ModelList:
 
 @router.post("/v1/chat/completions", response_model=ChatCompletion)
 async def chat_completions(body: ChatCompletionRequest, request: Request):
-    wb = _wb(request)
-    _sticky_user(body, request)
-    job = await run_in_threadpool(submit_chat, wb, body, request.app.state.settings)
-    stream = PieceStream(wb, job)
-    if body.stream:
-        usage = bool(body.stream_options and body.stream_options.include_usage)
-        return _sse(_chat_chunks(stream, job, usage), job)
-    text = await _collect(stream, request)
-    return JSONResponse(ChatCompletion(
+    return await _answer(body, request, submit_chat, _chat_chunks, lambda job, text: ChatCompletion(
         id=f"chatcmpl-{job.id}", created=job.created, model=job.variant.model,
         choices=[ChatChoice(message=AssistantMessage(content=text), finish_reason=job.finish_reason())],
-        usage=job.usage()).model_dump(), headers=job.headers())
+        usage=job.usage()))
 
 
 @router.post("/v1/completions", response_model=TextCompletion)
 async def completions(body: CompletionRequest, request: Request):
+    return await _answer(body, request, submit_completion, _text_chunks, lambda job, text: TextCompletion(
+        id=f"cmpl-{job.id}", created=job.created, model=job.variant.model,
+        choices=[CompletionChoice(text=text, finish_reason=job.finish_reason())],
+        usage=job.usage()))
+
+
+async def _answer(body: Any, request: Request, submit: Callable, chunks: Callable,
+                  whole: Callable[[Job, str], BaseModel]):
+    """Both completion routes: queue ``body``, then stream its chunks or answer in one body."""
     wb = _wb(request)
     _sticky_user(body, request)
-    job = await run_in_threadpool(submit_completion, wb, body, request.app.state.settings)
+    job = await run_in_threadpool(submit, wb, body, request.app.state.settings)
     stream = PieceStream(wb, job)
     if body.stream:
         usage = bool(body.stream_options and body.stream_options.include_usage)
-        return _sse(_text_chunks(stream, job, usage), job)
+        return _sse(chunks(stream, job, usage), job)
     text = await _collect(stream, request)
-    return JSONResponse(TextCompletion(
-        id=f"cmpl-{job.id}", created=job.created, model=job.variant.model,
-        choices=[CompletionChoice(text=text, finish_reason=job.finish_reason())],
-        usage=job.usage()).model_dump(), headers=job.headers())
+    return JSONResponse(whole(job, text).model_dump(), headers=job.headers())
 
 
 # ---- non-streaming -------------------------------------------------------------------------------
