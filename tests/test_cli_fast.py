@@ -127,3 +127,11 @@ def test_every_command_help_has_an_example() -> None:
         for param in cmd.params:
             if isinstance(param, click.Option) and not param.hidden and param.name != "help":
                 assert param.help, f"workbench {' '.join(path)} {param.opts[0]} has no help"
+
+
+def test_cli_base_names_are_the_engines() -> None:
+    """precheck spells them out to keep torch out of start-up; the two must not drift."""
+    from workbench.cli import precheck
+    from workbench.engine import BASE_NAMES
+
+    assert precheck.BASE_NAMES == BASE_NAMES

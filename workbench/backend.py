@@ -5,6 +5,7 @@ from __future__ import annotations
 from workbench.adapters.registry import Registry
 from workbench.chatlog import ChatLog
 from workbench.config import EngineConfig, engine_preset
+from workbench.engine import BASE_NAMES
 from workbench.errors import InputError
 from workbench.models.catalog import DEFAULT_MODEL
 from workbench.service import Workbench
@@ -31,7 +32,7 @@ def start_workbench(backend: str = "local", base_url: str | None = None,
                           base_model=remote_model).start()
     wb = Workbench(engine.model_info, engine, Registry(), ChatLog())  # type: ignore[arg-type]
     if adapters:
-        missing = [a for a in adapters if a not in engine.adapters and a not in ("base", "__base__")]
+        missing = [a for a in adapters if a not in engine.adapters and a not in BASE_NAMES]
         if missing:
             engine.shutdown()
             raise InputError(f"The backend at {base_url} does not serve {', '.join(missing)}; "

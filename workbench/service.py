@@ -32,7 +32,7 @@ from workbench.adapters.registry import AdapterVersion, Registry
 from workbench.adapters.validate import same_model, validate_adapter
 from workbench.chatlog import ChatLog
 from workbench.config import EngineConfig, engine_preset
-from workbench.engine import BASE_ADAPTER, BASE_LABEL, Engine, Priority, Request, SamplingParams
+from workbench.engine import BASE_ADAPTER, BASE_LABEL, BASE_NAMES, Engine, Priority, Request, SamplingParams
 from workbench.errors import (AdapterError, AuthError, BusyError, UnknownNameError,
                               WorkbenchError)
 from workbench.models.catalog import DEFAULT_MODEL, load_model
@@ -42,7 +42,6 @@ from workbench.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 # Names that mean the base model in a request's ``model`` field (besides the base's own id).
-BASE_NAMES = ("base", BASE_ADAPTER)
 # Request ids -> the variant they were admitted with; bounded, since an engine may end a
 # request without telling listeners (cancelled while queued).
 _MAX_PINS = 8192

@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from workbench.models.catalog import DEFAULT_MODEL  # noqa: F401  (light: transformers comes later)
-# What users type for the base model.
+# What users type for the base model: workbench.engine.BASE_NAMES, spelled out here because
+# importing the engine imports torch, which a command line must not wait for.
 BASE_NAMES = ("base", "__base__")
 
 _quieted = False

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from workbench.engine.request import (BASE_ADAPTER, BASE_LABEL, Completion, Priority, Request,
+from workbench.engine.request import (BASE_ADAPTER, BASE_LABEL, BASE_NAMES, Completion, Priority, Request,
                                       RequestMetrics, RequestStatus, SamplingParams,
                                       StructuredOutput)
 
@@ -25,5 +25,5 @@ def __getattr__(name: str) -> object:
     raise AttributeError(f"module 'workbench.engine' has no attribute {name!r}")
 
 
-__all__ = ["BASE_ADAPTER", "BASE_LABEL", "Completion", "Engine", "EngineSnapshot", "EngineStats", "Priority", "Request",
+__all__ = ["BASE_ADAPTER", "BASE_LABEL", "BASE_NAMES", "Completion", "Engine", "EngineSnapshot", "EngineStats", "Priority", "Request",
            "RequestMetrics", "RequestSpec", "RequestStatus", "SamplingParams", "StructuredOutput"]

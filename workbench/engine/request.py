@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 BASE_ADAPTER = "__base__"
 # The one name users see for the base model (UI, CLI, API, stored results).
 BASE_LABEL = "base"
+# What users may type for the base model.
+BASE_NAMES = (BASE_LABEL, BASE_ADAPTER)
 
 _ids = itertools.count(1)
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from workbench.engine import BASE_ADAPTER, BASE_LABEL, Completion, RequestSpec
+from workbench.engine import BASE_ADAPTER, BASE_LABEL, BASE_NAMES, Completion, RequestSpec
 from workbench.errors import InputError, StoreError, UnknownNameError
 from workbench.eval.choice import choice_scores
 from workbench.eval.metrics import VariantSummary, item_outcome, variant_summaries
@@ -28,8 +28,6 @@ if TYPE_CHECKING:
     from workbench.service import Workbench
 
 ProgressFn = Callable[[int, int], None]
-# What users may type for the base model.
-BASE_ALIASES = ("base", BASE_ADAPTER)
 
 
 @dataclass(frozen=True)
@@ -67,7 +65,7 @@ def resolve_variants(wb: "Workbench", names: Iterable[str]) -> list[str]:
     out: list[str] = []
     for raw in names:
         name = raw.strip()
-        name = BASE_ADAPTER if name in BASE_ALIASES else by_ref.get(name, name)
+        name = BASE_ADAPTER if name in BASE_NAMES else by_ref.get(name, name)
         if name not in wb.variants:
             raise UnknownNameError("variant", raw, [BASE_LABEL, *wb.engine.adapters])
         if name not in out:
@@ -199,7 +197,7 @@ def _generate(wb: "Workbench", store: EvalStore, record: RunRecord, work: list[W
 
 def _label(label: str) -> str:
     """Runs stored before the base was labelled ``base`` say ``__base__``."""
-    return BASE_LABEL if label in BASE_ALIASES else label
+    return BASE_LABEL if label in BASE_NAMES else label
 
 
 def _score(record: RunRecord, w: WorkItem, c: Completion, label: str,
