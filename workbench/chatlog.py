@@ -9,7 +9,7 @@ from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
-from workbench.config import db_path
+from workbench.config import connect_db, db_path
 from workbench.errors import InputError, StoreError
 from workbench.pii import mask_pii
 
@@ -82,9 +82,7 @@ class ChatLog:
             db.execute("CREATE INDEX IF NOT EXISTS chat_turns_route ON chat_turns(route)")
 
     def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=30)
-        db.execute("PRAGMA journal_mode=WAL")
-        return db
+        return connect_db(self.path)
 
     def record(self, turn: ChatTurn) -> str:
         turn_id = uuid.uuid4().hex

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,16 @@ def workbench_home() -> Path:
 def db_path() -> Path:
     """The workbench database: the chat log and the eval runs store share this one SQLite file."""
     return workbench_home() / "workbench.sqlite"
+
+
+def connect_db(path: Path, rows: bool = False) -> sqlite3.Connection:
+    """A connection to a workbench database in WAL mode, so UI threads, the CLI and the
+    engine's listeners read while one writes; ``rows``: rows readable by column name."""
+    db = sqlite3.connect(path, timeout=30)
+    db.execute("PRAGMA journal_mode=WAL")
+    if rows:
+        db.row_factory = sqlite3.Row
+    return db
 
 
 def adapters_root() -> Path:

@@ -24,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import sqlite3
 import unicodedata
 from collections import Counter
 from contextlib import closing
@@ -37,7 +36,7 @@ from datasketch import MinHash, MinHashLSH
 
 from workbench.adapters.leakcheck import (CONTAINMENT_LEAK, JACCARD_LEAK, NUM_PERM, QUOTED, ngrams,
                                          normalise)
-from workbench.config import db_path
+from workbench.config import connect_db, db_path
 from workbench.errors import InputError
 from workbench.eval.langdetect import detect
 from workbench.langs import LANGUAGES
@@ -93,8 +92,7 @@ class ExportReport:
 
 # ---- reading the store -----------------------------------------------------------------
 def _rows(path: Path, table: str) -> list[dict]:
-    with closing(sqlite3.connect(path, timeout=30)) as db:
-        db.row_factory = sqlite3.Row
+    with closing(connect_db(path, rows=True)) as db:
         if not db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?",
                           (table,)).fetchone():
             return []

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from workbench.config import db_path
+from workbench.config import connect_db, db_path
 from workbench.errors import InputError
 from workbench.pii import mask_pii
 
@@ -82,9 +82,7 @@ class ArenaStore:
             db.executescript(SCHEMA)
 
     def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=30)
-        db.execute("PRAGMA journal_mode=WAL")
-        return db
+        return connect_db(self.path)
 
     def record(self, vote: Vote) -> str:
         """Store one vote (texts masked); refuses a bad vote before writing anything."""

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from workbench.config import db_path
+from workbench.config import connect_db, db_path
 from workbench.errors import StoreError, UnknownNameError
 from workbench.eval.metrics import ItemOutcome
 from workbench.eval.schema import EvalItem, Score
@@ -168,10 +168,7 @@ class EvalStore:
             db.executescript(SCHEMA)
 
     def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=30)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.row_factory = sqlite3.Row
-        return db
+        return connect_db(self.path, rows=True)
 
     # ---- runs ----------------------------------------------------------------------------
     def create_run(self, rec: RunRecord) -> None:
