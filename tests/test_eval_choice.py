@@ -13,6 +13,8 @@ from workbench.engine.loglik import ChoiceItem
 from workbench.errors import SuiteError, UnknownNameError
 from workbench.eval.metrics import item_outcome, summarize
 from workbench.eval.options import with_decoding
+from workbench.eval.cards import record_cards
+from workbench.eval.report import variant_differences
 from workbench.eval.runner import run_eval
 from workbench.eval.schema import Expected, Score, ScoreContext
 from workbench.eval.scorers import verdict_format
@@ -83,7 +85,14 @@ def test_bad_options_name_the_field_and_line(tmp_path: Path, change: dict, match
 
 def test_shipped_suites_declare_their_scoring() -> None:
     intents, policy = load_suite("multilingual-intents"), load_suite("regional-policy")
-    assert intents.options.multiple_choice and intents.options.choices == intents.labels
+    assert intents.options.multiple_choice
+    assert intents.options.choices == tuple(label.replace("_", " ") for label in intents.labels)
+    shots = intents.options.fewshot
+    assert all(sorted(e[1] for e in shots.for_lang(lang)) == sorted(intents.labels)
+               for lang in {i.lang for i in intents.items})  # one example per intent and language
+    # Drawn from the training data, which the leak check keeps apart from the eval items.
+    train = (Path(__file__).parents[1] / "data" / "train" / "intents.jsonl").read_text(encoding="utf-8")
+    assert all(json.dumps(e[0], ensure_ascii=False)[1:-1] in train for e in shots.examples)
     assert json.loads(policy.options.structured.json_schema)["required"] == ["eligible", "days",
                                                                              "payer"]
     assert [s.name for s in with_decoding([intents, policy], "both")] == [
@@ -97,9 +106,12 @@ def test_shipped_suites_declare_their_scoring() -> None:
 # ---- multiple choice in a run ----------------------------------------------------------
 def test_run_reports_acc_and_generation_scores_side_by_side(workbench, tmp_path: Path) -> None:
     suite = load_suite(write_suite(tmp_path, MC_SUITE, MC_ITEMS))
-    store = EvalStore()
-    result = run_eval(workbench, [suite], ["base", "a1"], store=store)
+    store, seen = EvalStore(), []
+    result = run_eval(workbench, [suite], ["base", "a1"], store=store,
+                      choice_progress=lambda done, total: seen.append((done, total)))
     assert result.status == "finished"
+    n = 2 * len(suite.items)  # every item, for both variants, in language groups
+    assert seen[-1] == (n, n) and [d for d, _ in seen] == sorted(d for d, _ in seen)
     df = store.results_frame(result.run_id)
     assert df["score:intent_label"].notna().all()  # generation scoring stays
     assert df["score:loglik"].notna().all() and df["score:loglik_norm"].notna().all()
@@ -120,6 +132,17 @@ def test_run_reports_acc_and_generation_scores_side_by_side(workbench, tmp_path:
         assert row["acc"] == pytest.approx(part["score:loglik"].mean())
     # Resolution still follows the generated answer alone.
     assert (df["resolved"] == df["score:intent_label"].fillna(0).astype(int)).all()
+    # The paired comparison covers the choice scores too (same items, bootstrap interval).
+    diff = variant_differences(df)
+    acc = diff[diff["metric"] == "acc"].iloc[0]
+    part = {v: df[df["variant"] == v]["score:loglik"].mean() for v in ("__base__", "a1")}
+    assert acc["Δ"] == pytest.approx(part["a1"] - part["__base__"]) and acc["Δ 95% CI"]
+    assert "format_compliance" not in set(diff["metric"])  # no grammar in this suite: no row
+    # The adapter's card keeps acc and acc_norm next to the generation scores.
+    (ref,) = record_cards(workbench.registry, store, result.run_id)
+    entry = workbench.registry.resolve(ref).card["eval"][f"{suite.name}@{suite.hash[:12]}"]
+    assert entry["acc"] == pytest.approx(part["a1"], abs=1e-4) and "acc_norm" in entry
+    assert "format_compliance" not in entry
 
 
 def test_optional_metrics_appear_only_with_their_scores() -> None:

@@ -164,6 +164,23 @@ def test_fewshot_examples_go_before_the_item_for_choice_scoring_only(tmp_path: P
     assert load_suite(folder).hash != before  # the examples are part of the suite's content
 
 
+def test_fewshot_examples_in_the_items_language_come_first(tmp_path: Path) -> None:
+    folder = write_suite(tmp_path, FEWSHOT)
+    write_shots(folder, [{"text": "Track it", "label": "order_tracking", "lang": "en"},
+                         {"text": "Annulez-la", "label": "cancel_order", "lang": "fr"},
+                         {"text": "Où est-il ?", "label": "order_tracking", "lang": "fr"},
+                         {"text": "Stop it", "label": "cancel_order"}])
+    suite = load_suite(folder)
+    shown = {i.lang: [m["content"] for m in suite.choice_messages(i) if m["role"] == "assistant"]
+             for i in suite.items}
+    assert shown == {"en": ["order_tracking"], "fr": ["cancel_order", "order_tracking"]}
+    user = [m["content"] for m in suite.choice_messages(suite.items[1]) if m["role"] == "user"]
+    assert user == ["Intents: order_tracking, cancel_order\n\nMsg: Annulez-la", "Msg: Où est-il ?",
+                    "Msg: Annulez ma commande"]
+    # A language without examples of its own gets the ones without a language.
+    assert suite.options.fewshot.for_lang("de") == [("Stop it", "cancel_order", "")]
+
+
 def test_fewshot_errors_name_the_field(tmp_path: Path) -> None:
     folder = write_suite(tmp_path, FEWSHOT)
     write_shots(folder, [{"text": "Track it", "label": "tracking"}])

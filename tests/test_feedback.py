@@ -181,3 +181,23 @@ def test_templated_questions_compare_on_the_customer_words(tmp_home: Path, tmp_p
     # The shared English instructions neither make them near-duplicates nor a wrong language.
     assert report.removed["near_duplicate"] == 0 and report.removed["language"] == 0
     assert report.removed["no_intent"] == 1 and report.kto == 2
+
+
+def test_loop_seeding_rates_the_models_answers_with_the_scorers(workbench, capsys) -> None:
+    from workbench.feedback_demo import questions, rate, seed_store
+
+    rows = questions(3, seed=0)  # two policy questions and one intent question, training data
+    assert [r["task"] for r in rows] == ["policy", "policy", "intents"]
+    stats = seed_store(workbench, rows, "a1", max_new_tokens=4)
+    assert {v: s["answers"] for v, s in stats.items()} == {"a1": 3, "__base__": 3}
+    turns = workbench.chatlog.turns()
+    assert len(turns) == 6 and {t["variant"] for t in turns} == {"a1@v1", "base"}
+    for t in turns:  # each stored rating is the scorers' verdict on that very answer
+        row = rows[int(t["conversation_id"].split("-")[1])]
+        assert (t["rating"], bool(t["resolved"])) == rate(row, t["answer_text"])
+    assert "answering training questions" in capsys.readouterr().err
+    # Ratings follow the verdict and the language: right in the customer's language is a 5.
+    policy = next(r for r in rows if r["task"] == "policy")
+    right = json.dumps({"eligible": policy["eligible"], "days": policy["days"]})
+    wrong = json.dumps({"eligible": not policy["eligible"], "days": policy["days"]})
+    assert rate(policy, right)[1] is True and rate(policy, wrong) == (2, False)

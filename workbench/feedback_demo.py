@@ -34,6 +34,7 @@ from workbench.engine import BASE_ADAPTER, RequestSpec
 from workbench.eval.schema import Expected, ScoreContext
 from workbench.eval.scorers import intent_label, language_match, verdict
 from workbench.policy import system_prompt
+from workbench.progress import Progress
 
 TRAIN = REPO_ROOT / "data" / "train"
 SUITES = ("multilingual-intents", "multilingual-support", "regional-policy")
@@ -83,7 +84,8 @@ def seed_store(wb, rows: list[dict], adapter: str, max_new_tokens: int = 128) ->
     variants = [adapter, BASE_ADAPTER]
     specs = [RequestSpec(chat_messages(r), None if v == BASE_ADAPTER else v, max_new_tokens)
              for r in rows for v in variants]
-    done = wb.engine.generate_many(specs)
+    with Progress(len(specs), "answering training questions", unit="answer") as bar:
+        done = wb.engine.generate_many(specs, on_done=lambda _i, _c: bar.update(1))
     stats = {v: {"answers": 0, "right": 0} for v in variants}
     for k, c in enumerate(done):
         row, v = rows[k // 2], variants[k % 2]

@@ -22,12 +22,13 @@ class _Progress:
     """``progress(done, total)`` for run_eval, on stderr: a bar on a terminal; in a log (CI,
     nohup) a line every 5% (see workbench.progress)."""
 
-    def __init__(self) -> None:
+    def __init__(self, desc: str = "Evaluating") -> None:
         self.bar: Progress | None = None
+        self.desc = desc
 
     def __call__(self, done: int, total: int) -> None:
         if self.bar is None:
-            self.bar = Progress(total, "Evaluating", every_pct=5, every_s=60)
+            self.bar = Progress(total, self.desc, every_pct=5, every_s=60)
         self.bar.update_to(done)
 
     def close(self) -> None:
@@ -75,16 +76,17 @@ def eval_cmd(suites: tuple[str, ...], variants: str, limit: int | None, model: s
     from workbench.eval.runner import run_eval
 
     wb = choice.start(model or DEFAULT_MODEL, refs, engine_preset("throughput"))
-    bar, started = _Progress(), {}
+    bar, choices, started = _Progress(), _Progress("Scoring choices"), {}
     try:
         result = run_eval(wb, loaded, _split(variants), limit=limit, progress=bar,
                           run_id=resume, store=store, on_start=lambda r: _announce(r, started),
-                          decoding=decoding)
+                          decoding=decoding, choice_progress=choices)
     except KeyboardInterrupt:
         run_id = started.get("id")
         raise WorkbenchError(f"Interrupted. Resume with: workbench eval --resume {run_id}"
                              if run_id else "Interrupted before the run started.") from None
     finally:
+        choices.close()
         bar.close()
         wb.close()
     _print_summary(store, result.run_id)

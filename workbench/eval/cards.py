@@ -20,13 +20,22 @@ def record_cards(registry: Any, store: EvalStore, run_id: str) -> list[str]:
     for label, rows in by_suite.groupby("variant_label"):
         if "@" not in str(label):  # the base model has no card
             continue
-        registry.set_eval_summary(str(label), [
-            {"suite": row["suite"], "suite_hash": hashes[row["suite"]],
-             "accuracy": _round(row.get("accuracy")),
-             "resolution_rate": _round(row.get("resolution_rate")),
-             "n": int(row["n"]), "run_id": run_id} for _, row in rows.iterrows()])
+        registry.set_eval_summary(str(label), [_entry(row, hashes[row["suite"]], run_id)
+                                               for _, row in rows.iterrows()])
         refs.append(str(label))
     return refs
+
+
+# Scores a suite has only sometimes (choice scoring, constrained format): on the card when present.
+OPTIONAL = ("acc", "acc_norm", "format_compliance")
+
+
+def _entry(row: Any, suite_hash: str, run_id: str) -> dict[str, Any]:
+    out = {"suite": row["suite"], "suite_hash": suite_hash,
+           "accuracy": _round(row.get("accuracy")),
+           "resolution_rate": _round(row.get("resolution_rate"))}
+    out.update({m: _round(row.get(m)) for m in OPTIONAL if _round(row.get(m)) is not None})
+    return {**out, "n": int(row["n"]), "run_id": run_id}
 
 
 def _round(value: object) -> float | None:

@@ -42,23 +42,30 @@ def choice_scores(engine: "Engine", work: Sequence[Work],
         return {}
     todo = [w for w in work if w.suite.options.multiple_choice and w.item.expected.intent]
     out: dict[Key, dict[str, Score]] = {}
-    if todo and getattr(engine, "runner", None) is None:
-        # A remote backend exposes no model to score with; generation is still scored.
-        log.warning("this backend cannot score choices by log-likelihood; acc/acc_norm skipped")
-        return out
-    for start in range(0, len(todo), ITEMS_PER_CALL):
-        chunk = todo[start:start + ITEMS_PER_CALL]
+    done = 0
+    for chunk in _calls(todo):
         items = [ChoiceItem(w.suite.choice_messages(w.item), w.suite.options.choices, w.variant)
                  for w in chunk]
         results = engine.call_between_batches(lambda: loglik.score(engine.runner, items),
                                               timeout=600.0)
         for w, res in zip(chunk, results):
             out[(w.suite.name, w.item.id, w.variant)] = item_scores(w.suite.labels, w.item, res)
+        done += len(chunk)
         if progress is not None:
-            progress(start + len(chunk), len(todo))
+            progress(done, len(todo))
     if todo:
         log.info("scored %d multiple-choice items by log-likelihood", len(todo))
     return out
+
+
+def _calls(todo: Sequence[Work]) -> list[list[Work]]:
+    """Trips of at most ``ITEMS_PER_CALL`` items of one suite, variant and language: their
+    prompts then share the system prompt and the language's few-shot examples, computed once."""
+    groups: dict[tuple[str, str, str], list[Work]] = {}
+    for w in todo:
+        groups.setdefault((w.suite.name, w.variant, w.item.lang), []).append(w)
+    return [g[at:at + ITEMS_PER_CALL] for g in groups.values()
+            for at in range(0, len(g), ITEMS_PER_CALL)]
 
 
 def item_scores(labels: tuple[str, ...], item: EvalItem, res: ChoiceScores) -> dict[str, Score]:

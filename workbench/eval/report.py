@@ -155,7 +155,8 @@ def compare_runs(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-DIFF_METRICS = ("accuracy", "macro_f1", "resolution_rate")
+# acc, acc_norm and format_compliance only where the suite has them (no row otherwise).
+DIFF_METRICS = ("accuracy", "macro_f1", "resolution_rate", "acc", "acc_norm", "format_compliance")
 
 
 def variant_differences(df: pd.DataFrame, baseline: str | None = None,

@@ -80,12 +80,14 @@ def run_eval(wb: "Workbench", suites: Sequence[str | Path | Suite] = (),
              progress: ProgressFn | None = None, run_id: str | None = None,
              store: EvalStore | None = None,
              on_start: Callable[[RunRecord], None] | None = None,
-             decoding: str = "free") -> RunResult:
+             decoding: str = "free", choice_progress: ProgressFn | None = None) -> RunResult:
     """Evaluate ``variants`` on ``suites`` (names, paths or loaded suites); with ``run_id``,
     resume that run instead (its suites, variants and limit come from the record).
 
     ``progress(done, total)`` is called after each stored answer; ``on_start(record)`` once
     the run is recorded, so a caller knows the id to resume if it is interrupted.
+    ``choice_progress(done, total)`` follows the log-likelihood pass of multiple-choice
+    suites, which runs before generation (minutes on a CPU with few-shot prompts).
     ``decoding``: "free", "constrained" or "both" for suites with a structured_output grammar.
     """
     store = store or EvalStore()
@@ -99,7 +101,7 @@ def run_eval(wb: "Workbench", suites: Sequence[str | Path | Suite] = (),
     work = [w for w in _work_items(loaded, record.variants, record.limit)
             if (w.suite.name, w.item.id, w.variant) not in done_keys]
     # Multiple-choice suites: every label scored by log-likelihood, before generation.
-    extra = choice_scores(wb.engine, work)
+    extra = choice_scores(wb.engine, work, choice_progress)
     generated = _generate(wb, store, record, work, len(done_keys), progress, extra)
     done = store.progress(record.run_id)
     status = "finished" if done >= record.total else "failed"

@@ -94,7 +94,7 @@ class Suite:
         if shots is None:
             return self.messages(item)
         answer = dict(zip(self.labels, self.options.choices or self.labels)).__getitem__
-        return self.messages(item)[:-1] + shots.turns(item.text, self.labels, answer)
+        return self.messages(item)[:-1] + shots.turns(item.text, self.labels, answer, item.lang)
 
     def context(self, item: EvalItem) -> ScoreContext:
         return ScoreContext(lang=item.lang, expected=item.expected, labels=self.labels)

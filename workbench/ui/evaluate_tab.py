@@ -173,7 +173,9 @@ def build_evaluate_tab(wb: Workbench, tab: gr.Tab) -> None:
             refuse("Pick at least one suite.")
         n = int(limit or 0)
         result = run_eval(wb, suites, variants or [], limit=n if n > 0 else None, store=store,
-                          progress=lambda done, total: progress((done, total), desc="Evaluating"))
+                          progress=lambda done, total: progress((done, total), desc="Evaluating"),
+                          choice_progress=lambda done, total: progress(
+                              (done, total), desc="Scoring choices by log-likelihood"))
         note = _run_note(result, n, _record_cards(wb, store, result) if n <= 0 else [])
         choices = run_choices(store)
         return (note, *run_view(store, result.run_id),
