@@ -34,7 +34,8 @@ def _entry(row: Any, suite_hash: str, run_id: str) -> dict[str, Any]:
     out = {"suite": row["suite"], "suite_hash": suite_hash,
            "accuracy": _round(row.get("accuracy")),
            "resolution_rate": _round(row.get("resolution_rate"))}
-    out.update({m: _round(row.get(m)) for m in OPTIONAL if _round(row.get(m)) is not None})
+    optional = {m: _round(row.get(m)) for m in OPTIONAL}
+    out.update({m: v for m, v in optional.items() if v is not None})
     return {**out, "n": int(row["n"]), "run_id": run_id}
 
 
