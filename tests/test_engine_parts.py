@@ -110,3 +110,19 @@ def test_arrival_trace_is_seeded_poisson_with_varied_lengths() -> None:
     assert {a.max_new_tokens for a in trace} == set(OUTPUT_LENGTHS)
     assert sum(a.variant == "__base__" for a in trace) == 200
     assert {a.variant for a in trace} == {"__base__", "a1", "a2"}
+
+
+def test_bench_warm_up_caches_every_system_prompt_for_every_variant(workbench) -> None:
+    from workbench.bench import bench_prompts, warm_prefixes
+
+    prompts = bench_prompts(40)
+    systems = {p[0]["content"] for p in prompts}
+    variants = ["__base__", *workbench.engine.adapters]
+    assert len(systems) > 1 and len(variants) == 3
+    assert len(workbench.engine.runner.prefixes) == 0
+    assert warm_prefixes(workbench, prompts, variants) == len(systems) * len(variants)
+    assert len(workbench.engine.runner.prefixes) == len(systems) * len(variants)
+    # A pass that follows finds its prefixes cached: no prompt pays for its system prompt.
+    before = workbench.engine.stats.cached_tokens
+    workbench.engine.generate(prompts[-1], variants[-1], 2)
+    assert workbench.engine.stats.cached_tokens > before

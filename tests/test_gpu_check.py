@@ -12,7 +12,8 @@ from workbench.gpu_check import CheckFailed, greedy_gap, parted_at_confident_ste
 from workbench.gpu_check_bench import bench_options
 
 EXPECTED = ["environment", "quantize", "train_lora_step", "engine_mixed_adapters",
-            "engine_prefix_reuse", "engine_hot_swap", "train_serves_on_int4", "bench_prepare",
+            "engine_prefix_reuse", "engine_hot_swap", "train_serves_on_int4", "decode_capture",
+            "bench_prepare",
             "bench_float32_closed-loop", "bench_float32_open-loop"]
 
 
@@ -34,6 +35,11 @@ def test_dry_run_passes_every_check_and_writes_the_summary_to_out(
     assert all(r["cached_tokens"] > 0 for r in checks["engine_prefix_reuse"]["details"]["rows"])
     assert checks["engine_hot_swap"]["details"]["swap_began_mid_request"]
     assert checks["bench_float32_closed-loop"]["details"]["summary"]["engine_tok_s"] > 0
+    capture = checks["decode_capture"]["details"]
+    # No CUDA here: both columns ran eager, and the summary says so.
+    assert capture["captured"] is False and set(capture["buckets"]) == {"1", "2"}
+    assert all(b["rows_identical"] == int(n) and b["eager"]["ms_per_step"] > 0
+               for n, b in capture["buckets"].items())
 
 
 def test_tolerance_rule_flags_only_confident_departures() -> None:
@@ -67,3 +73,21 @@ def test_full_plan_without_a_gpu_exits_2(tmp_home: Path, tmp_path: Path) -> None
     assert gpu_check.main(["--out", str(out)]) == 2
     summary = json.loads(out.read_text())
     assert summary["failed"] == ["environment"] and summary["plan"] == "gpu"
+
+
+def test_capture_check_fails_when_captured_tokens_leave_eager(
+        tmp_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from workbench import gpu_check_capture
+    from workbench.gpu_check_core import Run
+
+    real = gpu_check_capture._generate
+
+    def stale_graph(model, tok, enc, n, disable):  # a captured run that replays a wrong step
+        seconds, tokens = real(model, tok, enc, n, disable)
+        return seconds, tokens if disable else [[(t + 7) % 50 for t in row] for row in tokens]
+
+    monkeypatch.setattr(gpu_check_capture, "_generate", stale_graph)
+    run = Run("dry-run", tmp_path / "summary.json")
+    result = run.check("decode_capture", lambda: gpu_check_capture._capture(run))
+    assert result.status == "fail" and "confident step" in result.error
+    assert result.details["rows_identical"] == 0

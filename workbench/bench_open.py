@@ -29,7 +29,7 @@ import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
 from transformers.generation.streamers import BaseStreamer
 
-from workbench.bench import bench_prompts
+from workbench.bench import bench_prompts, warm_prefixes
 from workbench.config import engine_preset
 from workbench.engine import BASE_ADAPTER, Priority, SamplingParams
 from workbench.engine.prefix import PromptIds, build_batch
@@ -276,6 +276,7 @@ def run_open_loop(s: OpenLoopSettings, progress: Callable[[str], None] = print) 
         variants = [BASE_ADAPTER, *wb.engine.adapters]
         trace = arrival_trace(s.requests, s.rate, variants, s.seed)
         progress(f"warm-up; then {s.requests} requests at {s.rate}/s over {trace[-1].at:.0f} s")
+        warm_prefixes(wb, prompts, variants)
         warm = arrival_trace(min(8, s.requests), 100.0, variants, s.seed + 1)
         engine_open_pass(wb, warm, prompts)
         passes = {"engine": engine_open_pass(wb, trace, prompts)}

@@ -12,7 +12,11 @@ CUDA. GPU time is scarce, so one run of a few minutes on tiny and small models c
    after. Token comparisons follow the tests' tolerance rule (``workbench.devtools.greedy_match``).
 3. ``train``: one LoRA step on the float base on the device; the adapter is validated and
    served on the INT4 base.
-4. ``bench``: ``workbench bench`` closed and open loop on SmolLM2-135M, half precision and
+4. ``decode_capture``: the bare SmolLM2-135M's decode step per batch size, eager against
+   captured (CUDA graphs through transformers' compile of a static-cache decode), with
+   tokens compared (see :mod:`workbench.gpu_check_capture`): what capture would buy the
+   engine, whose step is eager.
+5. ``bench``: ``workbench bench`` closed and open loop on SmolLM2-135M, half precision and
    INT4 (see :mod:`workbench.gpu_check_bench`).
 
 The JSON summary is rewritten after every check, so a run cut short still leaves what it saw;
@@ -101,12 +105,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--dry-run", action="store_true", help="CPU, tiny model, tiny counts (the test suite's run).")
     ap.add_argument("--device", choices=["cuda", "cpu"], default="cuda", help="Where to run the full plan.")
     ap.add_argument("--out", type=Path, default=None, help="JSON summary path (default: $OUT/gpu_check.json).")
-    ap.add_argument("--skip-bench", action="store_true", help="Only the correctness checks.")
+    ap.add_argument("--skip-bench", action="store_true",
+                    help="Only the correctness checks (no decode capture timing, no bench).")
     return ap.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     from workbench.gpu_check_bench import bench_checks
+    from workbench.gpu_check_capture import capture_check
     from workbench.gpu_check_parts import engine_checks, quantize_check, train_check
 
     args = parse_args(argv)
@@ -127,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         if quantized:
             engine_checks(run)
         if not args.skip_bench:
+            capture_check(run)
             bench_checks(run)
         run.state.clear()
     print_table(run)

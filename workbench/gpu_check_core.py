@@ -51,6 +51,10 @@ class CheckPlan:
     bench_new_tokens: int = 64
     bench_rate: float = 8.0
     bench_baseline: bool = True
+    # Decode capture (``gpu_check_capture``): batch sizes, (short, long) new tokens, repeats.
+    capture_batches: tuple[int, ...] = (1, 16)
+    capture_tokens: tuple[int, int] = (16, 80)
+    capture_repeats: int = 3
     # Bench runs that would start after this many seconds of the whole run are skipped.
     budget_s: float = 330.0
 
@@ -62,7 +66,8 @@ PLANS: dict[str, CheckPlan] = {
     "dry-run": CheckPlan("cpu", new_tokens=6, swap_tokens=16, calib_samples=16,
                          bench_model="tiny-glm", bench_dtypes=("float32",), bench_int4=False,
                          bench_concurrency=2, bench_requests=4, bench_new_tokens=4,
-                         bench_rate=20.0, bench_baseline=False, budget_s=600.0),
+                         bench_rate=20.0, bench_baseline=False, capture_batches=(1, 2),
+                         capture_tokens=(2, 6), capture_repeats=1, budget_s=600.0),
 }
 
 
