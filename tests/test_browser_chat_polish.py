@@ -76,6 +76,8 @@ def test_an_answer_cut_at_its_limit_says_so(page) -> None:
     field = page.locator("#chat-max-new input[type=number]")
     field.fill("16")
     field.press("Enter")
+    # The slider takes the typed value before the question goes out, as a user sees it move.
+    page.wait_for_function("() => document.querySelector('#chat-max-new input[type=range]').value === '16'")
     ask(page, "Please explain your whole return policy in detail.")
     stats = page.locator("#chat-left-stats").inner_text()
     assert "· 16 tokens" in stats, stats  # a random tiny model runs to its limit

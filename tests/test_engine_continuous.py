@@ -146,10 +146,10 @@ def test_failing_step_fails_only_its_rows(tiny_loaded, monkeypatch) -> None:
         runner = engine.runner
         real_prefill = runner.prefill_chunk
 
-        def prefill(job):
+        def prefill(job, tokens=None):
             if any("BOOM" in r.request.messages[-1]["content"] for r in job.rows):
                 raise RuntimeError("simulated kernel failure")
-            return real_prefill(job)
+            return real_prefill(job, tokens)
 
         monkeypatch.setattr(runner, "prefill_chunk", prefill)
         ok = engine.submit(msgs(QUESTIONS[0]), None, LONG, max_new_tokens=60)

@@ -68,12 +68,21 @@ class EngineConfig:
     # Prompt tokens one prefill step processes (over all its rows): longer prompts are
     # prefilled in chunks, with a decode step of the running rows between chunks.
     prefill_chunk_tokens: int = 512
+    # The same for batch work (eval) while interactive rows decode: smaller chunks keep a
+    # chat answer's inter-token time short while an eval's long prompts are prefilled.
+    batch_chunk_tokens: int = 128
     # Interactive requests may take the slots of batch rows (recomputed later) when full.
     preempt_batch: bool = True
     # Memory (MiB) for reused system-prompt keys/values; 0 turns prefix reuse off.
     prefix_cache_mb: int = 256
     # Shorter system prompts are recomputed: reuse would save too little to matter.
     min_prefix_tokens: int = 32
+    # Memory (MiB) for the running batch's keys/values, counted as rows × longest row (prompt
+    # plus max_new_tokens); requests that would pass it wait for rows to leave. 0: no cap.
+    kv_cache_mb: float = 256
+    # Blocks of this many KiB and more are mmapped, so freed key/value buffers go back to the
+    # OS (glibc only; 0 leaves malloc as it is): see ``engine/memory.py``.
+    mmap_threshold_kib: int = 512
 
     def replace(self, **changes: object) -> "EngineConfig":
         return dataclasses.replace(self, **changes)
@@ -81,9 +90,9 @@ class EngineConfig:
 
 ENGINE_PRESETS: dict[str, EngineConfig] = {
     # Interactive chat on a CPU: a few slots, short wait so the first token comes quickly.
-    "interactive": EngineConfig(max_batch_size=8, max_wait_ms=10.0),
+    "interactive": EngineConfig(max_batch_size=8, max_wait_ms=10.0, kv_cache_mb=192),
     # Throughput for eval runs and the benchmark.
-    "throughput": EngineConfig(max_batch_size=32, max_wait_ms=50.0, max_queue=1024),
+    "throughput": EngineConfig(max_batch_size=32, max_wait_ms=50.0, max_queue=1024, kv_cache_mb=1024),
     # Tests: tiny queue so the busy path is easy to reach.
     "test": EngineConfig(max_batch_size=4, max_wait_ms=5.0, max_queue=8, min_prefix_tokens=4),
 }

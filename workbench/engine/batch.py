@@ -49,11 +49,6 @@ def layers_of(cache: DynamicCache) -> LayerKV:
     return [(layer.keys, layer.values) for layer in cache.layers]
 
 
-def _set_layers(cache: DynamicCache, kv: LayerKV) -> None:
-    for layer, (k, v) in zip(cache.layers, kv):
-        layer.keys, layer.values = k, v
-
-
 @dataclass
 class RunningBatch(Generic[RowT]):
     """Rows decoding together and their shared cache."""
@@ -79,10 +74,13 @@ class RunningBatch(Generic[RowT]):
     def extend(self, other: "RunningBatch[RowT]") -> None:
         """Append ``other``'s rows, left-padding whichever cache is shorter."""
         L = max(self.length, other.length)
-        mine, theirs = layers_of(self.cache), layers_of(other.cache)
-        merged = [(torch.cat([_lpad(k0, L), _lpad(k1, L)]), torch.cat([_lpad(v0, L), _lpad(v1, L)]))
-                  for (k0, v0), (k1, v1) in zip(mine, theirs)]
-        _set_layers(self.cache, merged)
+        # Layer by layer, so only one layer's old and new copies are alive at once.
+        for mine, theirs in zip(self.cache.layers, other.cache.layers):
+            k0, v0, k1, v1 = mine.keys, mine.values, theirs.keys, theirs.values
+            mine.keys = torch.cat([_lpad(k0, L), _lpad(k1, L)])
+            mine.values = torch.cat([_lpad(v0, L), _lpad(v1, L)])
+            theirs.keys = theirs.values = None
+            del k0, v0, k1, v1
         self.mask = torch.cat([_lpad(self.mask, L), _lpad(other.mask, L)])  # [B0+B1, L]
         self.next_pos = torch.cat([self.next_pos, other.next_pos])
         self.rows += other.rows
@@ -96,7 +94,9 @@ class RunningBatch(Generic[RowT]):
         mask = self.mask[sel]
         live = mask.any(0).nonzero()
         start = int(live[0]) if len(live) else mask.shape[1]
-        _set_layers(self.cache, [(k[sel, :, start:], v[sel, :, start:]) for k, v in layers_of(self.cache)])
+        for layer in self.cache.layers:  # layer by layer, as in ``extend``
+            layer.keys = layer.keys[sel, :, start:]
+            layer.values = layer.values[sel, :, start:]
         self.mask = mask[:, start:]
         self.next_pos = self.next_pos[sel]
         self.rows = [self.rows[i] for i in index]

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from workbench.config import EngineConfig
-from workbench.engine import lora
+from workbench.engine import lora, memory
 from workbench.engine.frontend import CallerMixin, check_messages
 from workbench.engine.request import BASE_ADAPTER, BASE_LABEL, Priority, Request, SamplingParams
 from workbench.engine.runner import ModelRunner
@@ -84,6 +84,7 @@ class Engine(CallerMixin):
 
     # ---- lifecycle -------------------------------------------------------------------
     def start(self) -> "Engine":
+        memory.fix_mmap_threshold(self.config.mmap_threshold_kib)
         if self._thread is None:
             self._thread = threading.Thread(target=self._worker.run, name="engine-worker", daemon=True)
             self._thread.start()

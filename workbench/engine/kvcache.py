@@ -5,7 +5,8 @@ the whole [B, H, L, D] history of every layer on every token: at 16 rows of ~300
 SmolLM2 that copy was a third of a decode step's CPU time (profiled: aten::cat 33%, the
 matmuls 51%). ``GrowingLayer`` keeps the history in a buffer with spare columns and hands
 the model a view of the filled part, so a step writes one column and copies nothing; the
-buffer grows by half when full (amortised O(1) per token, at most half the KV memory spare).
+buffer grows by half when full, by at most ``_GROW_MAX`` columns (amortised O(1) per token;
+spare room is at most half the KV memory, and never more than 256 columns).
 
 The running batch still replaces ``keys``/``values`` wholesale when rows join or leave
 (``batch.py``); a replaced tensor simply becomes the new buffer, with no spare room until
@@ -17,8 +18,9 @@ import torch
 from transformers import DynamicCache, PretrainedConfig
 from transformers.cache_utils import DynamicLayer
 
-# Spare columns added beyond half the current length when a buffer grows.
+# Spare columns a buffer gets when it grows: half its length, within these bounds.
 _GROW_MIN = 64
+_GROW_MAX = 256
 
 
 class _Growing:
@@ -45,7 +47,7 @@ class _Growing:
         if not fits:
             old = self.view() if buf is not None and buf.dim() == 4 else None
             n = old.shape[-2] if old is not None else 0
-            cap = n + t + max(_GROW_MIN, n // 2)
+            cap = n + t + min(max(_GROW_MIN, n // 2), _GROW_MAX)
             grown = new.new_empty((*new.shape[:2], cap, new.shape[-1]))  # [B, H, cap, D]
             if n:
                 grown[:, :, :n] = old

@@ -116,6 +116,17 @@ class ModelRunner:
         window = getattr(self.loaded.model.config, "max_position_embeddings", None) or 10**6
         return max(16, min(self.config.max_prompt_tokens, window - max_new_tokens))
 
+    def kv_bytes_per_token(self) -> int:
+        """Bytes of keys and values one token takes over all layers (the cache's dtype is
+        the model's compute dtype, also for an INT4 base)."""
+        cfg = self.model.config
+        cfg = cfg.get_text_config(decoder=True) if hasattr(cfg, "get_text_config") else cfg
+        heads = getattr(cfg, "num_attention_heads", 1)
+        kv_heads = getattr(cfg, "num_key_value_heads", None) or heads
+        head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // heads
+        size = self.model.get_input_embeddings().weight.element_size()
+        return 2 * cfg.num_hidden_layers * kv_heads * head_dim * size
+
     def min_prefix(self) -> int:
         """Shortest reusable system prompt; 0 when reuse is off."""
         return max(1, self.prefixes.min_tokens) if self.prefixes.enabled else 0
@@ -156,10 +167,12 @@ class ModelRunner:
         starts = [(b, p, T - len(p.ids)) for b, p in store]  # uncached rows sit right-aligned
         return PrefillJob(rows, ids, mask, positions_of(mask), cache, P, starts)
 
-    def prefill_chunk(self, job: PrefillJob) -> torch.Tensor | None:
-        """Run the job's next columns; the rows' last logits [B, V] once all are in."""
+    def prefill_chunk(self, job: PrefillJob, tokens: int | None = None) -> torch.Tensor | None:
+        """Run the job's next columns (``tokens`` over all rows, default the config's chunk);
+        the rows' last logits [B, V] once all are in."""
         B = len(job.rows)
-        end = min(job.ids.shape[1], job.done + max(1, self.config.prefill_chunk_tokens // B))
+        tokens = tokens or self.config.prefill_chunk_tokens
+        end = min(job.ids.shape[1], job.done + max(1, tokens // B))
         out = self.forward([r.adapter_key for r in job.rows], input_ids=job.ids[:, job.done:end],
                            attention_mask=job.mask[:, :end], position_ids=job.pos[:, job.done:end],
                            cache=job.cache, use_cache=True, logits_to_keep=1)

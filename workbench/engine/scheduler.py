@@ -5,6 +5,12 @@ work (eval), first come first served within a class. The engine asks, once per s
 many requests as it has free slots (``take``); a request whose adapter is held for an adapter
 operation is skipped, not dropped. Sampling settings no longer matter here: every row of a
 step samples with its own settings, so chat and eval rows share steps.
+
+Slots are not the only limit: the running batch's keys/values take memory for every row at
+the batch's length (rows are right-aligned, see ``batch.py``), so ``KVBudget`` caps rows ×
+longest row. A request that does not fit waits at the head of its class until rows leave, and
+nothing behind it overtakes it (so a long prompt is never starved by short ones). A request
+alone always fits: a prompt larger than the budget still runs, by itself.
 """
 from __future__ import annotations
 
@@ -13,12 +19,52 @@ import itertools
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from workbench.config import EngineConfig
 from workbench.engine.request import Priority, Request
 from workbench.errors import BusyError
 
 _order = itertools.count()
+
+
+def footprint(request: Request) -> int:
+    """Tokens a request's row may hold by its end: its prompt and every token it may add."""
+    return len(request.prompt_ids) + request.max_new_tokens
+
+
+@dataclass(frozen=True)
+class KVBudget:
+    """Memory for the running batch's keys/values: rows × longest row × bytes per token."""
+
+    # Keys and values of one token, all layers.
+    bytes_per_token: int
+    # The cap in bytes; 0: no cap.
+    limit_bytes: int
+
+    def fits(self, lengths: list[int]) -> bool:
+        """Whether rows of these footprints (tokens) fit together; one row always does."""
+        if self.limit_bytes <= 0 or len(lengths) <= 1:
+            return True
+        return len(lengths) * max(lengths) * self.bytes_per_token <= self.limit_bytes
+
+
+def choose_victims(free: int, waiting: list[Request], batch: list[Request], prefilling: list[Request],
+                   budget: KVBudget) -> list[int]:
+    """Batch-priority rows of the running ``batch`` (indices, newest first) to park so the
+    ``waiting`` interactive requests get slots, and the first of them memory."""
+    candidates = [i for i, r in enumerate(batch) if r.priority > Priority.INTERACTIVE]
+    victims: list[int] = []
+
+    def served() -> bool:
+        if max(free, 0) + len(victims) < len(waiting):
+            return False
+        kept = [footprint(r) for i, r in enumerate(batch) if i not in victims]
+        return budget.fits([*kept, *map(footprint, prefilling), footprint(waiting[0])])
+
+    while candidates and not served():
+        victims.append(candidates.pop())
+    return victims
 
 
 class Scheduler:
@@ -85,23 +131,29 @@ class Scheduler:
                     return
                 self._cond.wait(left)
 
-    def take(self, n: int, admissible: Callable[[Request], bool]) -> list[Request]:
-        """Remove and return up to ``n`` admissible requests, best priority first."""
+    def take(self, n: int, admissible: Callable[[Request], bool],
+             fits: Callable[[Request], bool] | None = None) -> list[Request]:
+        """Remove and return up to ``n`` admissible requests, best priority first; the first
+        admissible one that ``fits`` refuses (memory) ends the taking."""
         with self._cond:
             chosen: list[Request] = []
             kept: list[tuple[tuple[int, float, int], Request]] = []
+            blocked = False
             for entry in self._waiting:
-                if len(chosen) < n and admissible(entry[1]):
-                    chosen.append(entry[1])
-                else:
-                    kept.append(entry)
+                req = entry[1]
+                if not blocked and len(chosen) < n and admissible(req):
+                    if fits is None or fits(req):
+                        chosen.append(req)
+                        continue
+                    blocked = True
+                kept.append(entry)
             self._waiting = kept
             return chosen
 
-    def best_waiting(self, admissible: Callable[[Request], bool]) -> list[Priority]:
-        """Priorities of the admissible waiting requests, best first."""
+    def waiting_of(self, priority: Priority, admissible: Callable[[Request], bool]) -> list[Request]:
+        """The admissible waiting requests of one priority, in the order they will be taken."""
         with self._cond:
-            return [r.priority for _, r in self._waiting if admissible(r)]
+            return [r for _, r in self._waiting if r.priority == priority and admissible(r)]
 
     def pop_cancelled(self) -> list[Request]:
         """Remove requests cancelled while queued, so they never reach the model; the

@@ -34,7 +34,7 @@ from workbench.engine.batch import RunningBatch
 from workbench.engine.request import Priority, Request, RequestStatus
 from workbench.engine.runner import ModelRunner, PrefillJob, Row
 from workbench.engine.sampling import sample_rows
-from workbench.engine.scheduler import Scheduler
+from workbench.engine.scheduler import KVBudget, Scheduler, choose_victims, footprint
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +89,7 @@ class Worker:
     def __init__(self, runner: ModelRunner, scheduler: Scheduler, config: EngineConfig,
                  admit_lock: threading.Lock, on_end: Callable[[Request], None]) -> None:
         self.runner, self.scheduler, self.config = runner, scheduler, config
+        self.budget = KVBudget(runner.kv_bytes_per_token(), config.kv_cache_mb * 2**20)
         self.stats = EngineStats()
         self.batch: RunningBatch[Row] | None = None
         self.jobs: list[PrefillJob] = []
@@ -150,14 +151,27 @@ class Worker:
             free += self._preempt_for_interactive(free, admissible)
         if free <= 0:
             return
+        lengths = self._admitted_footprints()
+
+        def fits(r: Request) -> bool:
+            if not self.budget.fits([*lengths, footprint(r)]):
+                return False
+            lengths.append(footprint(r))
+            return True
+
         with self.state_lock:
-            taken = self.scheduler.take(free, admissible)
+            taken = self.scheduler.take(free, admissible, fits)
             self.active = (*self.active, *taken)
         for prio in sorted({r.priority for r in taken}):
             self._admit_group([r for r in taken if r.priority == prio])
 
     def _admitted(self) -> int:
         return (len(self.batch) if self.batch else 0) + sum(len(j.rows) for j in self.jobs)
+
+    def _admitted_footprints(self) -> list[int]:
+        """Footprints of the rows holding keys/values."""
+        rows = [*(self.batch.rows if self.batch else []), *(r for j in self.jobs for r in j.rows)]
+        return [footprint(r.request) for r in rows]
 
     def _held(self) -> set[str]:
         with self.ops_lock:
@@ -185,12 +199,13 @@ class Worker:
             self._step_failed(rows, exc)
 
     def _preempt_for_interactive(self, free: int, admissible: Callable[[Request], bool]) -> int:
-        """Free slots for waiting interactive requests by parking the newest batch rows."""
-        want = self.scheduler.best_waiting(admissible).count(Priority.INTERACTIVE) - max(free, 0)
-        if want <= 0 or self.batch is None:
+        """Free slots (and key/value memory for the first of them) for waiting interactive
+        requests by parking the newest batch rows."""
+        waiting = self.scheduler.waiting_of(Priority.INTERACTIVE, admissible)
+        if not waiting or self.batch is None:
             return 0
-        victims = [i for i, r in enumerate(self.batch.rows)
-                   if r.request.priority > Priority.INTERACTIVE][-want:]
+        victims = choose_victims(free, waiting, [r.request for r in self.batch.rows],
+                                 [r.request for j in self.jobs for r in j.rows], self.budget)
         if not victims:
             return 0
         rows = [self.batch.rows[i] for i in victims]
@@ -228,7 +243,7 @@ class Worker:
             return
         job = min(self.jobs, key=lambda j: min(r.request.priority for r in j.rows))
         try:
-            logits = self.runner.prefill_chunk(job)
+            logits = self.runner.prefill_chunk(job, self._chunk_tokens(job))
             self.stats.prefill_chunks += 1
             if logits is None:
                 return
@@ -250,6 +265,13 @@ class Worker:
                 self.batch = joined
             else:
                 self.batch.extend(joined)
+
+    def _chunk_tokens(self, job: PrefillJob) -> int:
+        """Batch work prefills in small chunks while interactive rows decode next to it."""
+        batch_job = all(r.request.priority > Priority.INTERACTIVE for r in job.rows)
+        chatting = self.batch is not None and any(
+            r.request.priority is Priority.INTERACTIVE for r in self.batch.rows)
+        return self.config.batch_chunk_tokens if batch_job and chatting else self.config.prefill_chunk_tokens
 
     def decode_once(self) -> None:
         batch = self.batch
