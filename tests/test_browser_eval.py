@@ -3,21 +3,14 @@ from __future__ import annotations
 
 import pytest
 
+from ui_shots import start_eval
 from workbench.eval.store import EvalStore
 
 pytestmark = pytest.mark.browser
 
 
 def test_run_small_suite_and_see_charts(page, workbench) -> None:
-    page.get_by_role("tab", name="Evaluate").click()
-    page.locator("#eval-suites").get_by_label("multilingual-intents", exact=False).check()
-    variants = page.locator("#eval-variants")
-    variants.get_by_label("base", exact=True).check()
-    variants.get_by_label("a1@v1", exact=True).check()
-    limit = page.locator("#eval-limit input").first
-    limit.fill("5")
-    limit.press("Tab")
-    page.locator("#eval-run").click()
+    start_eval(page, "multilingual-intents", ["base", "a1@v1"], 5)
     # A plotly chart renders once the run is stored.
     page.locator("#eval-chart-lang .js-plotly-plot").wait_for(timeout=120_000)
     page.locator("#eval-chart-latency .js-plotly-plot").wait_for()

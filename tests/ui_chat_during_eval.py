@@ -16,6 +16,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from ui_shots import start_eval
+
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
 
@@ -85,19 +87,6 @@ def two_pages(p1, p2) -> dict:
             "stats": stats(p1) + stats(p2)}
 
 
-def start_eval(page) -> None:
-    page.get_by_role("tab", name="Evaluate").click()
-    page.locator("#eval-suites").get_by_label("multilingual-support", exact=False).check()
-    variants = page.locator("#eval-variants")
-    variants.get_by_label("base", exact=True).check()
-    variants.get_by_label("cs-support@v2", exact=True).check()
-    limit = page.locator("#eval-limit input").first
-    limit.fill("40")
-    limit.press("Tab")
-    page.locator("#eval-run").click()
-    page.wait_for_timeout(8000)  # the run is under way: its prompts are being prefilled
-
-
 def main() -> int:
     from playwright.sync_api import sync_playwright
 
@@ -118,7 +107,8 @@ def main() -> int:
             results["warm-up turn"] = timed_turn(p1)  # system prompts cached, as in steady use
             p1.locator("#chat-clear").click()
             results["two pages at once"] = two_pages(p1, p2)
-            start_eval(p2)
+            start_eval(p2, "multilingual-support", ["base", "cs-support@v2"], 40)
+            p2.wait_for_timeout(8000)  # the run is under way: its prompts are being prefilled
             p1.locator("#chat-clear").click()
             ask(p1, "¿Puedo devolver unos zapatos después de 20 días? No me quedan bien.", "Español (Spanish)")
             results["spanish turn during eval"] = timed_turn(p1)

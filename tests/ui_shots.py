@@ -42,6 +42,18 @@ def open_tab(page, title: str) -> None:
     page.wait_for_timeout(500)
 
 
+def start_eval(page, suite: str, variants: list[str], limit: int) -> None:
+    """On the Evaluate tab, tick ``suite`` and ``variants``, set the item limit, press Run."""
+    page.get_by_role("tab", name="Evaluate").click()
+    page.locator("#eval-suites").get_by_label(suite, exact=False).check()
+    for variant in variants:
+        page.locator("#eval-variants").get_by_label(variant, exact=True).check()
+    box = page.locator("#eval-limit input").first
+    box.fill(str(limit))
+    box.press("Tab")
+    page.locator("#eval-run").click()
+
+
 def chat_states(page, lang: str, shot: Callable[[str], None]) -> None:
     open_tab(page, "Chat")
     pick_language(page, lang)

@@ -76,11 +76,9 @@ class RunningBatch(Generic[RowT]):
         L = max(self.length, other.length)
         # Layer by layer, so only one layer's old and new copies are alive at once.
         for mine, theirs in zip(self.cache.layers, other.cache.layers):
-            k0, v0, k1, v1 = mine.keys, mine.values, theirs.keys, theirs.values
-            mine.keys = torch.cat([_lpad(k0, L), _lpad(k1, L)])
-            mine.values = torch.cat([_lpad(v0, L), _lpad(v1, L)])
-            theirs.keys = theirs.values = None
-            del k0, v0, k1, v1
+            mine.keys = torch.cat([_lpad(mine.keys, L), _lpad(theirs.keys, L)])
+            mine.values = torch.cat([_lpad(mine.values, L), _lpad(theirs.values, L)])
+            theirs.keys = theirs.values = None  # the joining rows' copy goes now, not with their job
         self.mask = torch.cat([_lpad(self.mask, L), _lpad(other.mask, L)])  # [B0+B1, L]
         self.next_pos = torch.cat([self.next_pos, other.next_pos])
         self.rows += other.rows

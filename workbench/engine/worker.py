@@ -129,10 +129,12 @@ class Worker:
         self.decode_once()
         self.publish()
 
+    def holding(self) -> list[Row]:
+        """Rows holding keys/values: decoding, then prefilling."""
+        return [*(self.batch.rows if self.batch else []), *(r for j in self.jobs for r in j.rows)]
+
     def publish(self) -> None:
-        rows = [*(self.batch.rows if self.batch else []), *(r for j in self.jobs for r in j.rows),
-                *self.parked.values()]
-        self.active = tuple(r.request for r in rows)
+        self.active = tuple(r.request for r in (*self.holding(), *self.parked.values()))
 
     # ---- schedule ------------------------------------------------------------------------
     def schedule(self) -> None:
@@ -146,12 +148,12 @@ class Worker:
 
         if self.batch is None and not self.jobs:
             self.scheduler.wait_to_fill(self.config.max_batch_size, admissible)
-        free = self.config.max_batch_size - self._admitted()
+        free = self.config.max_batch_size - len(self.holding())
         if self.config.preempt_batch:
             free += self._preempt_for_interactive(free, admissible)
         if free <= 0:
             return
-        lengths = self._admitted_footprints()
+        lengths = [footprint(r.request) for r in self.holding()]
 
         def fits(r: Request) -> bool:
             if not self.budget.fits([*lengths, footprint(r)]):
@@ -164,14 +166,6 @@ class Worker:
             self.active = (*self.active, *taken)
         for prio in sorted({r.priority for r in taken}):
             self._admit_group([r for r in taken if r.priority == prio])
-
-    def _admitted(self) -> int:
-        return (len(self.batch) if self.batch else 0) + sum(len(j.rows) for j in self.jobs)
-
-    def _admitted_footprints(self) -> list[int]:
-        """Footprints of the rows holding keys/values."""
-        rows = [*(self.batch.rows if self.batch else []), *(r for j in self.jobs for r in j.rows)]
-        return [footprint(r.request) for r in rows]
 
     def _held(self) -> set[str]:
         with self.ops_lock:
@@ -377,8 +371,7 @@ class Worker:
         self._on_end(req)
 
     def fail_admitted(self, message: str) -> None:
-        rows = [*(self.batch.rows if self.batch else []), *(r for j in self.jobs for r in j.rows),
-                *self.parked.values()]
+        rows = [*self.holding(), *self.parked.values()]
         self.batch, self.jobs = None, []
         for row in rows:
             self.fail(row.request, message)
