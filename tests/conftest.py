@@ -64,13 +64,19 @@ def engine(tiny_loaded: LoadedModel) -> Iterator[Engine]:
 
 
 @pytest.fixture
-def workbench(tmp_home: Path, tiny_loaded: LoadedModel,
-              make_adapter: Callable[..., Path]) -> Iterator[Workbench]:
+def decode_graphs() -> str:
+    """How the ``workbench`` fixture's engine runs decode steps; a module may parametrize it."""
+    return engine_preset("test").decode_graphs
+
+
+@pytest.fixture
+def workbench(tmp_home: Path, tiny_loaded: LoadedModel, make_adapter: Callable[..., Path],
+              decode_graphs: str) -> Iterator[Workbench]:
     """A running Workbench on tiny-glm with two registered random adapters, a1 and a2."""
     root = Path(os.environ["WORKBENCH_ADAPTERS"])
     make_adapter(tiny_loaded, "a1", "v1", seed=1, root=root)
     make_adapter(tiny_loaded, "a2", "v1", seed=2, root=root)
-    eng = Engine(tiny_loaded, engine_preset("test")).start()
+    eng = Engine(tiny_loaded, engine_preset("test").replace(decode_graphs=decode_graphs)).start()
     wb = Workbench(tiny_loaded, eng, Registry(root), ChatLog())
     wb._load_startup_adapters(None)
     yield wb

@@ -96,10 +96,12 @@ def test_awq_prefix_reuse_matches_full_prefill(awq_dir: Path, make_adapter) -> N
         assert all(r.metrics.cached_tokens > 0 for r in reused)
 
 
-def test_awq_row_joining_mid_decode_keeps_its_adapter(awq_dir: Path, make_adapter) -> None:
+@pytest.mark.parametrize("decode_graphs", ["off", "static"])
+def test_awq_row_joining_mid_decode_keeps_its_adapter(awq_dir: Path, make_adapter, decode_graphs: str) -> None:
     from workbench.engine import SamplingParams
 
-    with _served(awq_dir, make_adapter, EngineConfig(max_batch_size=3, max_wait_ms=0)) as engine:
+    config = EngineConfig(max_batch_size=3, max_wait_ms=0, decode_graphs=decode_graphs)
+    with _served(awq_dir, make_adapter, config) as engine:
         first = engine.submit(msgs(QUESTIONS[0]), None, SamplingParams(ignore_eos=True), 24)
         while len(first.output_token_ids) < 4 and not first.done_event.is_set():
             first.done_event.wait(0.005)
@@ -112,3 +114,5 @@ def test_awq_row_joining_mid_decode_keeps_its_adapter(awq_dir: Path, make_adapte
                                first.output_token_ids, BASE_ADAPTER, banned=eos)
         assert_row_near_greedy(engine.runner.model, engine.loaded.tokenizer, msgs(QUESTIONS[1]),
                                late.output_token_ids, "a1")
+        if decode_graphs == "static":  # the INT4 layers' LoRA was stacked, not routed by PEFT
+            assert engine.runner.static.stats.graphs >= 1

@@ -36,10 +36,11 @@ def test_dry_run_passes_every_check_and_writes_the_summary_to_out(
     assert checks["engine_hot_swap"]["details"]["swap_began_mid_request"]
     assert checks["bench_float32_closed-loop"]["details"]["summary"]["engine_tok_s"] > 0
     capture = checks["decode_capture"]["details"]
-    # No CUDA here: both columns ran eager, and the summary says so.
+    # No CUDA here: the second column ran the bucketed step eagerly, and the summary says so.
     assert capture["captured"] is False and set(capture["buckets"]) == {"1", "2"}
-    assert all(b["rows_identical"] == int(n) and b["eager"]["ms_per_step"] > 0
-               for n, b in capture["buckets"].items())
+    assert capture["modes"] == ["off", "static"] and capture["decode"]["eager_steps"] > 0
+    assert all(b["parted_rows"] == [] and b["eager"]["ms_per_step"] > 0
+               for b in capture["buckets"].values())
 
 
 def test_tolerance_rule_flags_only_confident_departures() -> None:
@@ -80,14 +81,16 @@ def test_capture_check_fails_when_captured_tokens_leave_eager(
     from workbench import gpu_check_capture
     from workbench.gpu_check_core import Run
 
-    real = gpu_check_capture._generate
+    real = gpu_check_capture._timed
 
-    def stale_graph(model, tok, enc, n, disable):  # a captured run that replays a wrong step
-        seconds, tokens = real(model, tok, enc, n, disable)
-        return seconds, tokens if disable else [[(t + 7) % 50 for t in row] for row in tokens]
+    def stale_graph(engine, batch, n):  # a captured run that replays a wrong step
+        seconds, tokens = real(engine, batch, n)
+        if engine.config.decode_graphs == "off":
+            return seconds, tokens
+        return seconds, [[(t + 7) % 50 for t in row] for row in tokens]
 
-    monkeypatch.setattr(gpu_check_capture, "_generate", stale_graph)
+    monkeypatch.setattr(gpu_check_capture, "_timed", stale_graph)
     run = Run("dry-run", tmp_path / "summary.json")
     result = run.check("decode_capture", lambda: gpu_check_capture._capture(run))
     assert result.status == "fail" and "confident step" in result.error
-    assert result.details["rows_identical"] == 0
+    assert all(b["rows_identical"] == 0 and b["parted_rows"] for b in result.details["buckets"].values())

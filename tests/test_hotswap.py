@@ -122,6 +122,13 @@ def run_op_under_load(wb: Workbench, adapters: list[str | None], op) -> tuple[li
     return load.done, t_start, t_end
 
 
+@pytest.fixture(params=["off", "static"])
+def decode_graphs(request: pytest.FixtureRequest) -> str:
+    """Every test here runs with PEFT's routing and with the stacked, bucketed decode step,
+    whose stacks must be rebuilt by each load, swap and unload."""
+    return request.param
+
+
 @pytest.fixture
 def a1_v2(workbench: Workbench) -> Workbench:
     make_random_adapter(load_model("tiny-glm").model, workbench.registry.root / "a1" / "v2",
@@ -143,6 +150,10 @@ def test_hot_swap_under_load(a1_v2: Workbench) -> None:
     check([r for r in records if r.adapter == "a1"], v2, v1, t0, t1)
     check([r for r in records if r.adapter == "a2"], a2, a2, t0, t1)
     assert wb.served["a1"].version == "v1"
+    static = wb.engine.runner.static
+    if static is not None:  # the stacked step served these requests, not PEFT's routing
+        assert static.stats.graphs > 0 and static.stats.eager_steps > 0
+        assert static.stats.peft_steps == 0  # each swap restacked the adapters it served
 
 
 def test_load_and_drain_unload_under_load(a1_v2: Workbench) -> None:

@@ -42,6 +42,8 @@ class BenchSettings:
     adapters: list[str] = field(default_factory=list)
     # Also run the sequential baseline.
     baseline: bool = True
+    # How the engine's decode steps run (``EngineConfig.decode_graphs``).
+    decode_graphs: str = "auto"
 
 
 @dataclass
@@ -75,8 +77,10 @@ class BenchReport:
     passes: dict[str, PassResult]
     # Peak resident memory of the process (MB).
     peak_rss_mb: float
+    # How the engine ran its decode steps (``decode_path``).
+    decode: str = "off"
 
-    def summary(self) -> dict[str, float | None]:
+    def summary(self) -> dict[str, float | str | None]:
         """The JSON line: ratios are baseline/engine so bigger is better."""
         eng = self.passes["engine-mixed"]
         base = self.passes.get("sequential")
@@ -90,7 +94,19 @@ class BenchReport:
             "mixed_overhead": round(eng.tok_s / only_base.tok_s - 1, 4) if only_base else None,
             "mixed_vs_single_adapter": round(eng.tok_s / single.tok_s - 1, 4) if single else None,
             "peak_rss_mb": round(self.peak_rss_mb, 1),
+            "decode_graphs": self.decode,
         }
+
+
+def decode_path(wb: Workbench) -> str:
+    """How the engine's decode steps ran: "off", or the static decoder's counts."""
+    static = getattr(getattr(wb.engine, "runner", None), "static", None)
+    if static is None:
+        return "off"
+    st = static.stats
+    text = (f"{st.mode}: {st.graphs} buckets, {st.captures} captured, {st.replays} replays, "
+            f"{st.eager_steps} eager steps ({st.peft_steps} through PEFT)")
+    return text + (f"; capture failed: {st.fallback}" if st.fallback else "")
 
 
 def bench_prompts(n: int) -> list[list[dict[str, str]]]:
@@ -187,7 +203,8 @@ def run_bench(s: BenchSettings, progress: Callable[[str], None] = print,
               start: Callable[..., Workbench] | None = None) -> BenchReport:
     """``start(model, adapters, engine_config)`` picks the backend (default: this process)."""
     # Batches as large as the clients in flight, so the engine can serve them all at once.
-    config = engine_preset("throughput").replace(max_batch_size=max(s.concurrency, 1))
+    config = engine_preset("throughput").replace(max_batch_size=max(s.concurrency, 1),
+                                                 decode_graphs=s.decode_graphs)
     if start is None:
         wb = Workbench.start(model=s.model, adapters=s.adapters, engine_config=config)
     else:
@@ -210,7 +227,7 @@ def run_bench(s: BenchSettings, progress: Callable[[str], None] = print,
             progress(f"sequential baseline: {s.requests} requests one at a time ...")
             passes["sequential"] = sequential_pass(wb, prompts, mixed, s)
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-        return BenchReport(s, wb.loaded.describe(), passes, rss)
+        return BenchReport(s, wb.loaded.describe(), passes, rss, decode_path(wb))
     finally:
         wb.close()
 

@@ -29,7 +29,7 @@ import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
 from transformers.generation.streamers import BaseStreamer
 
-from workbench.bench import bench_prompts, warm_prefixes
+from workbench.bench import bench_prompts, decode_path, warm_prefixes
 from workbench.config import engine_preset
 from workbench.engine import BASE_ADAPTER, Priority, SamplingParams
 from workbench.engine.prefix import PromptIds, build_batch
@@ -56,6 +56,8 @@ class OpenLoopSettings:
     seed: int = 0
     # Also run the sequential baseline (slow: it serves the trace one request at a time).
     sequential: bool = True
+    # How the engine's decode steps run (``EngineConfig.decode_graphs``).
+    decode_graphs: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -248,12 +250,14 @@ class OpenLoopReport:
     model: str
     passes: dict[str, OpenPass]
     peak_rss_mb: float
+    # How the engine ran its decode steps (``bench.decode_path``).
+    decode: str = "off"
 
-    def summary(self) -> dict[str, float | None]:
+    def summary(self) -> dict[str, float | str | None]:
         """The JSON line: ratios are baseline / engine for latencies, engine / baseline for
         throughput, so bigger is better throughout."""
         eng, static, seq = (self.passes.get(k) for k in ("engine", "static", "sequential"))
-        out: dict[str, float | None] = {
+        out: dict[str, float | str | None] = {
             "rate": self.settings.rate, "requests": self.settings.requests,
             "ttft_p95_vs_static": round(static.ttft_p95_ms / eng.ttft_p95_ms, 3),
             "e2e_p95_vs_static": round(static.e2e_p95_ms / eng.e2e_p95_ms, 3),
@@ -265,11 +269,12 @@ class OpenLoopReport:
             out[f"{p.name}_ttft_p95_ms"] = round(p.ttft_p95_ms, 1)
             out[f"{p.name}_e2e_p95_ms"] = round(p.e2e_p95_ms, 1)
         out["peak_rss_mb"] = round(self.peak_rss_mb, 1)
+        out["decode_graphs"] = self.decode
         return out
 
 
 def run_open_loop(s: OpenLoopSettings, progress: Callable[[str], None] = print) -> OpenLoopReport:
-    config = engine_preset("throughput").replace(max_batch_size=s.max_batch)
+    config = engine_preset("throughput").replace(max_batch_size=s.max_batch, decode_graphs=s.decode_graphs)
     wb = Workbench.start(model=s.model, adapters=s.adapters, engine_config=config)
     try:
         prompts = bench_prompts(s.requests)
@@ -287,7 +292,7 @@ def run_open_loop(s: OpenLoopSettings, progress: Callable[[str], None] = print) 
             progress("sequential baseline ...")
             passes["sequential"] = baseline_open_pass(wb, trace, prompts, 1, "sequential")
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-        return OpenLoopReport(s, wb.loaded.describe(), passes, rss)
+        return OpenLoopReport(s, wb.loaded.describe(), passes, rss, decode_path(wb))
     finally:
         wb.close()
 

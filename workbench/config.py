@@ -83,6 +83,10 @@ class EngineConfig:
     # Blocks of this many KiB and more are mmapped, so freed key/value buffers go back to the
     # OS (glibc only; 0 leaves malloc as it is): see ``engine/memory.py``.
     mmap_threshold_kib: int = 512
+    # How decode steps run: "off" (growing cache, PEFT's routing), "static" (bucketed shapes
+    # over a persistent pool, stacked adapters, eagerly), "cuda" (the same, captured as CUDA
+    # graphs), "auto" ("cuda" on a CUDA device, else "off"). See ``engine/capture.py``.
+    decode_graphs: str = "auto"
 
     def replace(self, **changes: object) -> "EngineConfig":
         return dataclasses.replace(self, **changes)

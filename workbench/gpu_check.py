@@ -12,10 +12,10 @@ CUDA. GPU time is scarce, so one run of a few minutes on tiny and small models c
    after. Token comparisons follow the tests' tolerance rule (``workbench.devtools.greedy_match``).
 3. ``train``: one LoRA step on the float base on the device; the adapter is validated and
    served on the INT4 base.
-4. ``decode_capture``: the bare SmolLM2-135M's decode step per batch size, eager against
-   captured (CUDA graphs through transformers' compile of a static-cache decode), with
-   tokens compared (see :mod:`workbench.gpu_check_capture`): what capture would buy the
-   engine, whose step is eager.
+4. ``decode_capture``: the engine's decode step on SmolLM2-135M with two adapters, per
+   batch size, eager through PEFT against bucketed and captured as CUDA graphs, with the
+   tokens judged by the tolerance rule (see :mod:`workbench.gpu_check_capture`). The engine
+   checks above run with the engine's default, which captures on CUDA too.
 5. ``bench``: ``workbench bench`` closed and open loop on SmolLM2-135M, half precision and
    INT4 (see :mod:`workbench.gpu_check_bench`).
 

@@ -1,28 +1,30 @@
-"""The capture part of :mod:`workbench.gpu_check`: what a captured decode step would buy.
+"""The capture part of :mod:`workbench.gpu_check`: what the engine's captured decode buys.
 
-The engine's decode step runs eager (``workbench/engine/runner.py`` says why: PEFT's
-mixed-adapter forward is Python control flow over each step's adapter names). Before the
-engine gets a tensor-indexed LoRA path and a static cache to make capture possible, this
-check measures the prize on the bare bench model, one batch size (bucket) at a time:
-greedy ``generate`` with a static cache, eager (``disable_compile``) against transformers'
-automatic compile of the decode forward (``torch.compile`` in "reduce-overhead" mode: CUDA
-graphs, one per batch size).
+The same engine runs twice on the bench model with two random adapters: decode steps eager
+through PEFT (``decode_graphs="off"``), then bucketed, stacked and captured as CUDA graphs
+(``"cuda"``; see ``workbench/engine/capture.py``). For each batch size (bucket) the rows mix
+base and both adapters, greedy, a fixed number of new tokens.
 
 A decode step's time is the difference of two runs (``long`` and ``short`` new tokens)
 divided by the extra tokens, so the prefill and the start-up cancel out; each figure is the
-best of ``repeats`` after a warm-up run (which is where compiling happens; its time is
-reported apart). The captured run's tokens are compared with the eager run's under the
-tests' tolerance rule: a captured graph that reads a stale mask or position parts from eager
-at a confident step and fails the check. On the CPU (the dry run) transformers does not
-compile, so both columns are eager: the code runs, no speed-up is claimed (``captured`` is
-false in the details).
+best of ``repeats`` after a warm-up run (which is where capturing happens; its time is
+reported apart). The captured rows are judged against the eager rows under the tests'
+tolerance rule, with the eager model's teacher-forced logits: a graph that reads a stale
+mask, position or adapter parts from eager at a confident step and fails the check, and so
+does a capture the engine had to give up (it would have run eagerly, and said why). On the
+CPU (the dry run) nothing can be captured: the second column runs the bucketed step eagerly
+(``"static"``), so the code runs and no speed-up is claimed (``captured`` is false).
 """
 from __future__ import annotations
 
+import dataclasses
 import time
+from pathlib import Path
 from typing import Any
 
 from workbench.gpu_check_core import QUESTIONS, SYSTEM, CheckFailed, Run, parted_at_confident_step
+
+VARIANTS = ("__base__", "a1", "a2")
 
 
 def capture_check(run: Run) -> None:
@@ -30,91 +32,107 @@ def capture_check(run: Run) -> None:
 
 
 def _capture(run: Run) -> dict[str, Any]:
+    plan = run.plan
+    graphs = "cuda" if plan.device == "cuda" else "static"
+    paths = _adapters(run)
+    eager, eager_engine = _mode_run(run, "off", paths)
+    captured, captured_engine = _mode_run(run, graphs, paths)
+    details: dict[str, Any] = {"captured": graphs == "cuda", "modes": ["off", graphs],
+                               "tokens": plan.capture_tokens, "buckets": {},
+                               "decode": dataclasses.asdict(captured_engine.runner.static.stats)}
+    if graphs != "cuda":
+        details["note"] = "no CUDA here: the 'captured' column ran the bucketed step eagerly"
+    for batch in plan.capture_batches:
+        details["buckets"][str(batch)] = _compare(eager_engine, eager[batch], captured[batch], batch)
+    if details["decode"]["fallback"]:
+        raise CheckFailed(f"the engine gave up capturing: {details['decode']['fallback']}", details)
+    parted = {b: v["parted_rows"] for b, v in details["buckets"].items() if v["parted_rows"]}
+    if parted:
+        raise CheckFailed(f"captured decode left eager at a confident step (batch: rows) {parted}", details)
+    return details
+
+
+def _adapters(run: Run) -> dict[str, Path]:
+    from workbench.adapters.demo import make_random_adapter
+    from workbench.models.catalog import load_model
+
+    loaded = load_model(run.plan.bench_model, device="cpu")
+    root = Path(run.state.setdefault("capture_tmp", _tmpdir()))
+    return {name: make_random_adapter(loaded.model, root / name, base_model_id=loaded.model_id,
+                                      seed=seed, rank=8)
+            for name, seed in (("a1", 1), ("a2", 2))}
+
+
+def _tmpdir() -> str:
+    import tempfile
+
+    return tempfile.mkdtemp(prefix="capture-")
+
+
+def _mode_run(run: Run, mode: str, paths: dict[str, Path]) -> tuple[dict[int, dict[str, Any]], Any]:
+    """Per batch size: ms per decode step, the warm-up's seconds and the long run's tokens."""
     import torch
 
+    from workbench.config import EngineConfig
+    from workbench.engine import Engine
     from workbench.models.catalog import load_model
 
     plan = run.plan
     loaded = load_model(plan.bench_model, device=plan.device)
-    model, tok = loaded.model, loaded.tokenizer
     if plan.device == "cuda":
-        model.to(torch.float16)
-    tok.padding_side = "left"
-    if tok.pad_token_id is None:
-        tok.pad_token = tok.eos_token
-    details: dict[str, Any] = {"model": loaded.describe(), "dtype": str(next(model.parameters()).dtype),
-                               "captured": model.device.type == "cuda", "tokens": plan.capture_tokens,
-                               "buckets": {}}
-    if not details["captured"]:
-        details["note"] = "no CUDA here: transformers ran the 'captured' column eager too"
-    for batch in plan.capture_batches:
-        details["buckets"][str(batch)] = _bucket(run, model, tok, batch)
-    del model, loaded
-    return details
+        loaded.model.to(torch.float16)
+    config = EngineConfig(max_batch_size=max(plan.capture_batches), max_wait_ms=200.0,
+                          prefix_cache_mb=0, decode_graphs=mode)
+    engine = Engine(loaded, config).start()
+    for name, path in paths.items():
+        engine.load_adapter(name, path)
+    short, long = plan.capture_tokens
+    out: dict[int, dict[str, Any]] = {}
+    try:
+        for batch in plan.capture_batches:
+            warm_s, _ = _timed(engine, batch, long)  # captures this bucket's graph
+            t_short = min(_timed(engine, batch, short)[0] for _ in range(plan.capture_repeats))
+            runs = [_timed(engine, batch, long) for _ in range(plan.capture_repeats)]
+            t_long = min(t for t, _ in runs)
+            out[batch] = {"ms_per_step": round((t_long - t_short) * 1000.0 / (long - short), 3),
+                          "first_call_s": round(warm_s, 2), "tokens": runs[0][1]}
+    finally:
+        engine.shutdown()
+    return out, engine
 
 
-def _inputs(tok: Any, batch: int, device: Any) -> dict[str, Any]:
-    """``batch`` chat prompts (the check's questions, cycled), left-padded."""
-    texts = [tok.apply_chat_template([{"role": "system", "content": SYSTEM},
-                                      {"role": "user", "content": QUESTIONS[b % len(QUESTIONS)]}],
-                                     add_generation_prompt=True, tokenize=False) for b in range(batch)]
-    return tok(texts, return_tensors="pt", padding=True).to(device)
+def _rows(batch: int) -> list[tuple[list[dict[str, str]], str]]:
+    return [([{"role": "system", "content": SYSTEM},
+              {"role": "user", "content": QUESTIONS[b % len(QUESTIONS)]}], VARIANTS[b % len(VARIANTS)])
+            for b in range(batch)]
 
 
-def _bucket(run: Run, model: Any, tok: Any, batch: int) -> dict[str, Any]:
-    """Decode ms per step, eager and captured, at one batch size; tokens compared."""
-    short, long = run.plan.capture_tokens
-    enc = _inputs(tok, batch, model.device)
-    out: dict[str, Any] = {}
-    for label, disable in (("eager", True), ("captured", False)):
-        warm_s, _ = _generate(model, tok, enc, long, disable)  # compiles on the first captured call
-        t_short = min(_generate(model, tok, enc, short, disable)[0] for _ in range(run.plan.capture_repeats))
-        runs = [_generate(model, tok, enc, long, disable) for _ in range(run.plan.capture_repeats)]
-        t_long = min(t for t, _ in runs)
-        out[label] = {"ms_per_step": round((t_long - t_short) * 1000.0 / (long - short), 3),
-                      "first_call_s": round(warm_s, 2), "tokens": runs[0][1]}
-    eager, captured = out["eager"].pop("tokens"), out["captured"].pop("tokens")
-    out["speedup"] = round(out["eager"]["ms_per_step"] / max(out["captured"]["ms_per_step"], 1e-9), 2)
-    out["rows_identical"] = sum(a == b for a, b in zip(eager, captured))
-    parted = _parted_rows(model, enc, eager, captured)
-    if parted:
-        raise CheckFailed(f"captured decode left eager at a confident step in rows {parted} "
-                          f"(batch {batch})", out)
-    return out
+def _timed(engine: Any, batch: int, n: int) -> tuple[float, list[list[int]]]:
+    """Seconds for ``batch`` rows of exactly ``n`` greedy tokens each, and their tokens."""
+    from workbench.engine import RequestStatus, SamplingParams
 
-
-def _generate(model: Any, tok: Any, enc: dict[str, Any], n: int, disable: bool) -> tuple[float, list[list[int]]]:
-    """Seconds for one greedy generate of exactly ``n`` tokens per row, and the tokens."""
-    import torch
-
-    def sync() -> None:
-        if model.device.type == "cuda":
-            torch.cuda.synchronize()
-
-    sync()
     start = time.perf_counter()
-    with torch.inference_mode():
-        ids = model.generate(**enc, max_new_tokens=n, min_new_tokens=n, do_sample=False,
-                             cache_implementation="static", disable_compile=disable,
-                             pad_token_id=tok.pad_token_id)
-    sync()
-    return time.perf_counter() - start, ids[:, enc["input_ids"].shape[1]:].tolist()
+    reqs = [engine.submit(m, a, SamplingParams(ignore_eos=True), max_new_tokens=n) for m, a in _rows(batch)]
+    for r in reqs:
+        if not r.done_event.wait(300) or r.status is not RequestStatus.FINISHED:
+            raise CheckFailed(f"request {r.request_id} ended {r.status.value}: {r.error}")
+    return time.perf_counter() - start, [list(r.output_token_ids) for r in reqs]
 
 
-def _parted_rows(model: Any, enc: dict[str, Any], eager: list[list[int]],
-                 captured: list[list[int]], tol: float = 0.05) -> list[int]:
-    """Rows where captured leaves eager although eager's logits were not near a tie there
-    (half precision differs between kernels; a wrong mask or position differs by whole units)."""
-    import torch
+def _compare(judge_engine: Any, eager: dict[str, Any], captured: dict[str, Any], batch: int) -> dict[str, Any]:
+    """Timings side by side; the captured rows judged by the eager model's logits."""
+    from workbench.devtools.greedy_match import logit_tolerance, prompt_ids, teacher_forced_logits
 
+    model, tok = judge_engine.runner.model, judge_engine.loaded.tokenizer
+    tol = logit_tolerance(model)
     parted = []
-    for b, (ref, got) in enumerate(zip(eager, captured)):
-        if ref == got:
-            continue
-        ids = torch.cat([enc["input_ids"][b:b + 1], torch.tensor([ref], device=model.device)], 1)
-        mask = torch.cat([enc["attention_mask"][b:b + 1], torch.ones_like(ids[:, -len(ref):])], 1)
-        with torch.inference_mode():
-            logits = model(input_ids=ids, attention_mask=mask).logits[0, -len(ref) - 1:-1].float()
-        if parted_at_confident_step(ref, got, logits, tol) is not None:
-            parted.append(b)
-    return parted
+    for b, ((messages, adapter), ref, got) in enumerate(zip(_rows(batch), eager["tokens"], captured["tokens"])):
+        if ref != got:
+            logits = teacher_forced_logits(model, prompt_ids(tok, messages), ref, adapter)
+            if parted_at_confident_step(ref, got, logits, tol) is not None:
+                parted.append(b)
+    return {"eager": {k: eager[k] for k in ("ms_per_step", "first_call_s")},
+            "captured": {k: captured[k] for k in ("ms_per_step", "first_call_s")},
+            "speedup": round(eager["ms_per_step"] / max(captured["ms_per_step"], 1e-9), 2),
+            "rows_identical": sum(a == b for a, b in zip(eager["tokens"], captured["tokens"])),
+            "parted_rows": parted}

@@ -8,6 +8,7 @@ sit far from greedy.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -177,7 +178,9 @@ def _mixed(run: Run, engine: Any, judge: Judge) -> dict[str, Any]:
         rows.append(row)
         if parted is not None or row["gap_own"] > 2 * judge.tol:
             bad.append(f"{a} row '{q[:20]}'")
-    details = {"tolerance": judge.tol, "rows": rows}
+    static = engine.runner.static  # on CUDA the decode steps are captured by default
+    details = {"tolerance": judge.tol, "rows": rows,
+               "decode_graphs": dataclasses.asdict(static.stats) if static is not None else "off"}
     if max(r["batch_size"] for r in rows) < 2:
         raise CheckFailed("rows never shared a batch: mixed batching was not exercised", details)
     if bad:

@@ -151,6 +151,8 @@ class LiveGauges:
     cuda_allocated_bytes: int | None
     # GPU busy percentage (None without a GPU or NVML).
     cuda_utilization_percent: float | None = None
+    # How the engine's decode steps run ("eager", "CUDA graphs (...)", ...).
+    decode: str = "eager"
 
 
 def _pct(values: list[float], q: float) -> float | None:
@@ -353,7 +355,7 @@ class Telemetry:
         snap = self._snapshot()
         return LiveGauges(getattr(snap, "running", 0), getattr(snap, "waiting", 0),
                           tuple(getattr(snap, "loaded_adapters", ())), self._rss(), cuda_allocated(),
-                          cuda_utilization())
+                          cuda_utilization(), getattr(snap, "decode", "eager"))
 
     def exposition(self) -> bytes:
         """The Prometheus text format of every metric."""

@@ -89,11 +89,14 @@ def _engine_variant(name: str, remote: bool, base_key: str) -> str:
 @click.option("--seed", default=0, show_default=True, help="Open loop: seed of the arrival trace.")
 @click.option("--adapters", default="", help="Comma-separated adapter refs to mix with base rows.")
 @click.option("--skip-baseline", is_flag=True, help="Closed loop: engine only. Open loop: no sequential pass.")
+@click.option("--decode-graphs", type=click.Choice(["auto", "off", "static", "cuda"]), default="auto",
+              show_default=True, help="Engine decode steps: auto (CUDA graphs on a GPU), off, static "
+              "(bucketed, eager) or cuda (captured).")
 @click.option("--json", "as_json", is_flag=True, help="End with one JSON line of the results.")
 @backend_options
 def bench_cmd(model: str, workload: str, concurrency: int, n_requests: int, new_tokens: int, rate: float,
-              max_batch: int, seed: int, adapters: str, skip_baseline: bool, as_json: bool,
-              backend: str, base_url: str | None, api_key: str | None) -> None:
+              max_batch: int, seed: int, adapters: str, skip_baseline: bool, decode_graphs: str,
+              as_json: bool, backend: str, base_url: str | None, api_key: str | None) -> None:
     """Throughput and latency of the engine against static batching and one-at-a-time generate.
 
     Example: workbench bench --concurrency 16 --requests 64 --new-tokens 64 --adapters demo-random --json
@@ -110,7 +113,7 @@ def bench_cmd(model: str, workload: str, concurrency: int, n_requests: int, new_
         from workbench.bench_open import OpenLoopSettings, print_open_report, run_open_loop
 
         report = run_open_loop(OpenLoopSettings(model, rate, n_requests, refs, max_batch, seed,
-                                                not skip_baseline),
+                                                not skip_baseline, decode_graphs),
                                progress=lambda msg: click.echo(msg, err=True))
         print_open_report(report)
     else:
@@ -118,7 +121,7 @@ def bench_cmd(model: str, workload: str, concurrency: int, n_requests: int, new_
 
         # The sequential baseline needs the model in this process.
         report = run_bench(BenchSettings(model, concurrency, n_requests, new_tokens, refs,
-                                         not skip_baseline and not choice.remote),
+                                         not skip_baseline and not choice.remote, decode_graphs),
                            progress=lambda msg: click.echo(msg, err=True), start=choice.start)
         print_report(report)
     if as_json:

@@ -61,6 +61,8 @@ class EngineSnapshot:
     waiting_adapters: tuple[str, ...]
     # Adapters loaded now.
     loaded_adapters: tuple[str, ...]
+    # How decode steps run (``StaticDecoder.describe``; "eager" without decode graphs).
+    decode: str = "eager"
 
 
 class Engine(CallerMixin):
@@ -125,7 +127,8 @@ class Engine(CallerMixin):
         return EngineSnapshot(len(active), self.scheduler.num_waiting(),
                               tuple(r.adapter_key for r in active),
                               tuple(sorted(self.scheduler.adapters_waiting())),
-                              tuple(self._adapter_names))
+                              tuple(self._adapter_names),
+                              self.runner.static.describe() if self.runner.static else "eager")
 
     # ---- work on the worker thread ----------------------------------------------------
     def call_between_batches(self, fn: Callable[[], T], timeout: float = 120.0,

@@ -42,7 +42,7 @@ def attach_adapter(runner: ModelRunner, name: str, path: Path) -> None:
         _discard_partial(runner, name)
         raise AdapterError(f"Could not load adapter '{name}' from {path}: {exc}") from exc
     runner.model.eval()
-    runner.prefixes.clear()  # cached keys/values were computed under the old adapter set
+    runner.adapters_changed()  # cached keys/values were computed under the old adapter set
 
 
 def _discard_partial(runner: ModelRunner, name: str) -> None:
@@ -55,7 +55,7 @@ def detach_adapter(runner: ModelRunner, name: str) -> None:
     model = runner.model
     if not isinstance(model, PeftModel) or name not in model.peft_config:
         raise AdapterError(f"Adapter '{name}' is not loaded.")
-    runner.prefixes.clear()
+    runner.adapters_changed()
     if len(model.peft_config) == 1:
         # Removing the last adapter: strip the LoRA layers and serve the plain base again.
         runner.model = model.unload()

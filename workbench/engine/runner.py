@@ -11,15 +11,12 @@ Rows of one call may use different LoRA adapters: PEFT's mixed-adapter forward t
 through ``enable_awq_mixed_batches``). When every row is base the adapters are switched
 off for the call, so base-only steps pay nothing for LoRA.
 
-The decode step is not captured (CUDA graphs, ``torch.compile``). PEFT's mixed-adapter
-forward is Python control flow over the adapter names: ``set(adapter_names)`` and index
-lists built per call, in every LoRA layer. A captured or compiled graph would be specialised
-to one mix of rows and re-made for the next, and every step's mix differs under continuous
-batching. Capture needs the per-row adapter choice as a tensor first (stacked A/B weights per
-layer and a gather by row index, as vLLM's punica kernels do), and then fixed shapes: a
-static cache with bucketed batch sizes instead of the growing one here. On the 2-core CPU,
+With ``decode_graphs`` on (a CUDA device by default) the running batch lives in a
+persistent pool and ``decode`` is a bucketed, capturable step with the adapters stacked
+(``capture.py``, ``slots.py``, ``stacked_lora.py``); prefill stays eager, its shapes vary
+too much to capture. On the 2-core CPU it is off (``capture.py`` says why, with figures);
 ``torch.compile(model, dynamic=True)`` of the bare SmolLM2's decode (16 rows, no adapters)
-was slower, not faster: 102.6 against 86.9 ms a step, after 56 s of compiling.
+was slower there too: 102.6 against 86.9 ms a step, after 56 s of compiling.
 """
 from __future__ import annotations
 
@@ -33,13 +30,18 @@ from transformers import DynamicCache
 from workbench.config import EngineConfig
 from workbench.engine.batch import (RunningBatch, new_cache, pack_rows, positions_of,
                                     stack_prefixes)
+from workbench.engine.capture import StaticDecoder, resolve_mode
 from workbench.engine.prefix import LayerKV, PrefixCache, PromptIds
 from workbench.engine.prompt import Prompter
 from workbench.engine.request import BASE_ADAPTER, Request
 from workbench.engine import sampling
 from workbench.engine.sampling import RowSampler
+from workbench.engine.slots import SlotBatch
 from workbench.engine.streaming import TextStream
 from workbench.models.loaded import LoadedModel
+
+# The running batch: in growing tensors, or in the static pool (``decode_graphs`` on).
+Batch = RunningBatch["Row"] | SlotBatch["Row"]
 
 
 def returned_cache(out: object) -> DynamicCache:
@@ -111,6 +113,14 @@ class ModelRunner:
         loaded.tokenizer.padding_side = "left"
         self.prompter = Prompter(loaded.tokenizer)
         self.vocab_size = int(self.model.get_output_embeddings().weight.shape[0])
+        mode = resolve_mode(config.decode_graphs, loaded.device)
+        self.static = StaticDecoder(mode, config.max_batch_size) if mode != "off" else None
+
+    def adapters_changed(self) -> None:
+        """Adapters came or went: keys/values and stacked weights made under the old set go."""
+        self.prefixes.clear()
+        if self.static is not None:
+            self.static.adapters_changed()
 
     def prompt_budget(self, max_new_tokens: int) -> int:
         window = getattr(self.loaded.model.config, "max_position_embeddings", None) or 10**6
@@ -196,9 +206,20 @@ class ModelRunner:
         batch.keep(keep)
         return batch
 
+    def join(self, batch: Batch | None, joined: RunningBatch[Row]) -> Batch:
+        """The running batch with ``joined``'s rows added (in the static pool when static)."""
+        if self.static is not None:
+            batch = batch if batch is not None else SlotBatch(self.static.pool)
+        elif batch is None:
+            return joined
+        batch.extend(joined)
+        return batch
+
     # ---- decode ------------------------------------------------------------------------
-    def decode(self, batch: RunningBatch[Row]) -> torch.Tensor:
+    def decode(self, batch: Batch) -> torch.Tensor:
         """One token for every running row: logits [B, V]."""
+        if isinstance(batch, SlotBatch):
+            return self.static.decode(self.model, batch, self.forward)
         out = self.forward([r.adapter_key for r in batch.rows], **batch.step_inputs())
         return out.logits[:, -1]
 

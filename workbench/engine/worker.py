@@ -30,9 +30,8 @@ import torch
 
 from workbench.config import EngineConfig
 from workbench.engine import lora
-from workbench.engine.batch import RunningBatch
 from workbench.engine.request import Priority, Request, RequestStatus
-from workbench.engine.runner import ModelRunner, PrefillJob, Row
+from workbench.engine.runner import Batch, ModelRunner, PrefillJob, Row
 from workbench.engine.sampling import sample_rows
 from workbench.engine.scheduler import KVBudget, Scheduler, choose_victims, footprint
 
@@ -91,7 +90,7 @@ class Worker:
         self.runner, self.scheduler, self.config = runner, scheduler, config
         self.budget = KVBudget(runner.kv_bytes_per_token(), config.kv_cache_mb * 2**20)
         self.stats = EngineStats()
-        self.batch: RunningBatch[Row] | None = None
+        self.batch: Batch | None = None
         self.jobs: list[PrefillJob] = []
         self.parked: dict[str, Row] = {}  # preempted rows by request id, waiting to come back
         self.ops: list[AdapterOp] = []
@@ -254,11 +253,7 @@ class Worker:
         keep = [b for b, (row, tok) in enumerate(zip(job.rows, tokens))
                 if self._advance_safely(row, tok, now)]
         if keep:
-            joined = self.runner.to_running(job, tokens, keep)
-            if self.batch is None:
-                self.batch = joined
-            else:
-                self.batch.extend(joined)
+            self.batch = self.runner.join(self.batch, self.runner.to_running(job, tokens, keep))
 
     def _chunk_tokens(self, job: PrefillJob) -> int:
         """Batch work prefills in small chunks while interactive rows decode next to it."""

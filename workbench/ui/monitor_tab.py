@@ -132,6 +132,8 @@ def live_markdown(wb: Workbench) -> str:
     cuda = "" if live.cuda_allocated_bytes is None else f" · GPU memory {_mib(live.cuda_allocated_bytes):,.0f} MiB"
     if live.cuda_utilization_percent is not None:
         cuda += f" · GPU busy {live.cuda_utilization_percent:.0f}%"
+    if live.decode != "eager":
+        cuda += f" · decode steps: {live.decode}"
     return (f"**Now** · running {live.running} · waiting {live.waiting} · process memory "
             f"{_mib(live.rss_bytes):,.0f} MiB{cuda}  \n**Adapters served**: {', '.join(served)}  \n"
             f"<small>Updated {time.strftime('%H:%M:%S')} · every {REFRESH_S:.0f} s</small>")
