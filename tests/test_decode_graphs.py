@@ -267,6 +267,14 @@ def test_slot_batch_holds_what_the_running_batch_holds_through_joins_leaves_and_
     assert len(generations) >= 2 and pool.columns >= 512  # the 300-token row made the pool grow
 
 
+def test_the_environment_sets_the_mode_and_a_bad_one_is_refused_before_serving(tiny_loaded, monkeypatch) -> None:
+    monkeypatch.setenv("WORKBENCH_DECODE_GRAPHS", "static")
+    assert EngineConfig().decode_graphs == "static"
+    monkeypatch.setenv("WORKBENCH_DECODE_GRAPHS", "graphs")
+    with pytest.raises(UnknownNameError, match="decode graphs mode.*'graphs'.*cuda"):
+        Engine(tiny_loaded, EngineConfig())
+
+
 def test_modes_resolve_by_device_and_unknown_names_are_refused() -> None:
     assert resolve_mode("auto", "cpu") == "off"
     assert resolve_mode("auto", "cuda") == "cuda"

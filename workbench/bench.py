@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from workbench.config import engine_preset
+from workbench.config import EngineConfig, engine_preset
 from workbench.engine import BASE_ADAPTER, RequestSpec, SamplingParams
 from workbench.langs import LANGUAGES, example_questions
 from workbench.policy import system_prompt
@@ -42,8 +42,8 @@ class BenchSettings:
     adapters: list[str] = field(default_factory=list)
     # Also run the sequential baseline.
     baseline: bool = True
-    # How the engine's decode steps run (``EngineConfig.decode_graphs``).
-    decode_graphs: str = "auto"
+    # How the engine's decode steps run (``EngineConfig.decode_graphs``; None: its default).
+    decode_graphs: str | None = None
 
 
 @dataclass
@@ -96,6 +96,12 @@ class BenchReport:
             "peak_rss_mb": round(self.peak_rss_mb, 1),
             "decode_graphs": self.decode,
         }
+
+
+def bench_config(max_batch: int, decode_graphs: str | None) -> EngineConfig:
+    """The throughput preset at ``max_batch`` rows; ``decode_graphs`` None keeps its default."""
+    config = engine_preset("throughput").replace(max_batch_size=max_batch)
+    return config if decode_graphs is None else config.replace(decode_graphs=decode_graphs)
 
 
 def decode_path(wb: Workbench) -> str:
@@ -203,8 +209,7 @@ def run_bench(s: BenchSettings, progress: Callable[[str], None] = print,
               start: Callable[..., Workbench] | None = None) -> BenchReport:
     """``start(model, adapters, engine_config)`` picks the backend (default: this process)."""
     # Batches as large as the clients in flight, so the engine can serve them all at once.
-    config = engine_preset("throughput").replace(max_batch_size=max(s.concurrency, 1),
-                                                 decode_graphs=s.decode_graphs)
+    config = bench_config(max(s.concurrency, 1), s.decode_graphs)
     if start is None:
         wb = Workbench.start(model=s.model, adapters=s.adapters, engine_config=config)
     else:

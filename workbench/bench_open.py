@@ -29,8 +29,7 @@ import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
 from transformers.generation.streamers import BaseStreamer
 
-from workbench.bench import bench_prompts, decode_path, warm_prefixes
-from workbench.config import engine_preset
+from workbench.bench import bench_config, bench_prompts, decode_path, warm_prefixes
 from workbench.engine import BASE_ADAPTER, Priority, SamplingParams
 from workbench.engine.prefix import PromptIds, build_batch
 from workbench.service import Workbench
@@ -56,8 +55,8 @@ class OpenLoopSettings:
     seed: int = 0
     # Also run the sequential baseline (slow: it serves the trace one request at a time).
     sequential: bool = True
-    # How the engine's decode steps run (``EngineConfig.decode_graphs``).
-    decode_graphs: str = "auto"
+    # How the engine's decode steps run (``EngineConfig.decode_graphs``; None: its default).
+    decode_graphs: str | None = None
 
 
 @dataclass(frozen=True)
@@ -274,7 +273,7 @@ class OpenLoopReport:
 
 
 def run_open_loop(s: OpenLoopSettings, progress: Callable[[str], None] = print) -> OpenLoopReport:
-    config = engine_preset("throughput").replace(max_batch_size=s.max_batch, decode_graphs=s.decode_graphs)
+    config = bench_config(s.max_batch, s.decode_graphs)
     wb = Workbench.start(model=s.model, adapters=s.adapters, engine_config=config)
     try:
         prompts = bench_prompts(s.requests)

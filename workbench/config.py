@@ -86,7 +86,9 @@ class EngineConfig:
     # How decode steps run: "off" (growing cache, PEFT's routing), "static" (bucketed shapes
     # over a persistent pool, stacked adapters, eagerly), "cuda" (the same, captured as CUDA
     # graphs), "auto" ("cuda" on a CUDA device, else "off"). See ``engine/capture.py``.
-    decode_graphs: str = "auto"
+    # ``WORKBENCH_DECODE_GRAPHS`` sets it for every engine of a process (app, serve, eval).
+    decode_graphs: str = dataclasses.field(
+        default_factory=lambda: os.environ.get("WORKBENCH_DECODE_GRAPHS", "auto"))
 
     def replace(self, **changes: object) -> "EngineConfig":
         return dataclasses.replace(self, **changes)

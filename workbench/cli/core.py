@@ -89,13 +89,13 @@ def _engine_variant(name: str, remote: bool, base_key: str) -> str:
 @click.option("--seed", default=0, show_default=True, help="Open loop: seed of the arrival trace.")
 @click.option("--adapters", default="", help="Comma-separated adapter refs to mix with base rows.")
 @click.option("--skip-baseline", is_flag=True, help="Closed loop: engine only. Open loop: no sequential pass.")
-@click.option("--decode-graphs", type=click.Choice(["auto", "off", "static", "cuda"]), default="auto",
-              show_default=True, help="Engine decode steps: auto (CUDA graphs on a GPU), off, static "
-              "(bucketed, eager) or cuda (captured).")
+@click.option("--decode-graphs", type=click.Choice(["auto", "off", "static", "cuda"]), default=None,
+              help="Engine decode steps: auto (CUDA graphs on a GPU), off, static (bucketed, eager) "
+              "or cuda (captured). Default: WORKBENCH_DECODE_GRAPHS, else auto.")
 @click.option("--json", "as_json", is_flag=True, help="End with one JSON line of the results.")
 @backend_options
 def bench_cmd(model: str, workload: str, concurrency: int, n_requests: int, new_tokens: int, rate: float,
-              max_batch: int, seed: int, adapters: str, skip_baseline: bool, decode_graphs: str,
+              max_batch: int, seed: int, adapters: str, skip_baseline: bool, decode_graphs: str | None,
               as_json: bool, backend: str, base_url: str | None, api_key: str | None) -> None:
     """Throughput and latency of the engine against static batching and one-at-a-time generate.
 
