@@ -14,6 +14,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from transformers import LlamaConfig, LlamaForCausalLM
 
+from test_decode_graphs import FakeGraph
 from workbench.config import EngineConfig
 from workbench.engine import Engine, RequestStatus, SamplingParams
 from workbench.engine import capture as capture_mod
@@ -63,19 +64,12 @@ LOADERS = {"glm": lambda: load_model("tiny-glm"), "glm4": lambda: load_model("ti
 
 
 def _record_capture(logs: list[OpLog]):  # noqa: ANN202 - stands in for _Graph.capture
-    class Replay:
-        def __init__(self, graph) -> None:  # noqa: ANN001
-            self.graph = graph
-
-        def replay(self) -> None:
-            self.graph.logits.copy_(self.graph.fn())
-
     def capture(graph, mempool) -> None:  # noqa: ANN001
         log = OpLog()
         with log:
             graph.logits = graph.fn()
         logs.append(log)
-        graph.cuda_graph = Replay(graph)
+        graph.cuda_graph = FakeGraph(graph.fn, graph.logits)
     return capture
 
 

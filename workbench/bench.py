@@ -107,12 +107,7 @@ def bench_config(max_batch: int, decode_graphs: str | None) -> EngineConfig:
 def decode_path(wb: Workbench) -> str:
     """How the engine's decode steps ran: "off", or the static decoder's counts."""
     static = getattr(getattr(wb.engine, "runner", None), "static", None)
-    if static is None:
-        return "off"
-    st = static.stats
-    text = (f"{st.mode}: {st.graphs} buckets, {st.captures} captured, {st.replays} replays, "
-            f"{st.eager_steps} eager steps ({st.peft_steps} through PEFT)")
-    return text + (f"; capture failed: {st.fallback}" if st.fallback else "")
+    return static.summary() if static is not None else "off"
 
 
 def bench_prompts(n: int) -> list[list[dict[str, str]]]:

@@ -162,6 +162,13 @@ class StaticDecoder:
         text = f"bucketed, eager ({st.graphs} bucket{'' if st.graphs == 1 else 's'})"
         return text + (f"; capture failed: {st.fallback[:120]}" if st.fallback else "")
 
+    def summary(self) -> str:
+        """Every count, for a benchmark's report."""
+        st = self.stats
+        text = (f"{st.mode}: {st.graphs} buckets, {st.captures} captured, {st.replays} replays, "
+                f"{st.eager_steps} eager steps ({st.peft_steps} through PEFT)")
+        return text + (f"; capture failed: {st.fallback}" if st.fallback else "")
+
     def adapters_changed(self) -> None:
         """LoRA weights came or went: restack them and capture again."""
         self._stacks = None

@@ -23,7 +23,8 @@ from workbench.engine.frontend import CallerMixin, check_messages
 from workbench.engine.request import BASE_ADAPTER, BASE_LABEL, Priority, Request, SamplingParams
 from workbench.engine.runner import ModelRunner
 from workbench.engine.scheduler import Scheduler
-from workbench.engine.worker import AdapterOp, EngineStats, Worker
+from workbench.engine.stats import EngineStats
+from workbench.engine.worker import AdapterOp, Worker
 from workbench.errors import AdapterError, InputError, UnknownNameError, WorkbenchError
 from workbench.models.loaded import LoadedModel
 

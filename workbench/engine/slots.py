@@ -176,8 +176,7 @@ class SlotBatch(Generic[RowT]):
         self.mask, self.next_pos = self.mask[sel], self.next_pos[sel]
         self.rows = [self.rows[i] for i in index]
         self.next_ids = [self.next_ids[i] for i in index]
-        live = self.mask.any(0).nonzero()
-        start = int(live[0]) if len(live) else w
+        start = self._leading_holes()
         if start and start >= max(MIN_COLUMNS // 4, w // 4):
             self._shift(-start)
 
@@ -186,8 +185,7 @@ class SlotBatch(Generic[RowT]):
         w = self.length
         if w + 1 <= self.pool.columns:
             return
-        live = self.mask.any(0).nonzero()
-        start = int(live[0]) if len(live) else w
+        start = self._leading_holes()
         if start:
             self._shift(-start)
         else:
@@ -197,6 +195,11 @@ class SlotBatch(Generic[RowT]):
         """After a step: its column is part of every row's history."""
         self.mask = F.pad(self.mask, (0, 1), value=1)  # [B, w+1]
         self.next_pos = self.next_pos + 1
+
+    def _leading_holes(self) -> int:
+        """Columns at the start that are holes for every row (all of them when none is real)."""
+        live = self.mask.any(0).nonzero()
+        return int(live[0]) if len(live) else self.length
 
     def _shift(self, d: int) -> None:
         """Move every row's columns by ``d`` (right if > 0); the mask follows."""
