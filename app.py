@@ -13,14 +13,14 @@ import argparse
 import os
 import sys
 
-from workbench.quiet import quiet_imports
+from workbench.console.quiet import quiet_imports
 
 quiet_imports()
 
-from workbench.backend import BACKENDS, start_workbench  # noqa: E402
+from workbench.service.start import BACKENDS, start_workbench  # noqa: E402
 from workbench.errors import WorkbenchError  # noqa: E402
 from workbench.models.catalog import DEFAULT_MODEL  # noqa: E402
-from workbench.service import Workbench  # noqa: E402
+from workbench.service.workbench import Workbench  # noqa: E402
 from workbench.ui.app import build_demo, launch_kwargs  # noqa: E402
 
 # Largest file the UI accepts (adapter zips), the same cap the upload path applies.

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The GPU check in one command: install the project from its own files and the lock into a
-# virtual environment, then run `python -m workbench.gpu_check` (its JSON summary goes to
+# virtual environment, then run `python -m workbench.devtools.gpu_check` (its JSON summary goes to
 # $OUT/gpu_check.json when $OUT is set, else to the path it prints). Exit status is the check's:
 # 0 all passed, 1 a check failed, 2 no CUDA device; 3 the install failed.
 #
@@ -100,7 +100,7 @@ fi
 
 export PYTHONUNBUFFERED=1
 set +e
-timeout "${GPU_CHECK_TIMEOUT:-900}" "$py" -m workbench.gpu_check "$@"
+timeout "${GPU_CHECK_TIMEOUT:-900}" "$py" -m workbench.devtools.gpu_check "$@"
 rc=$?
 set -e
 if [[ "$rc" == 124 ]]; then echo "The check ran past ${GPU_CHECK_TIMEOUT:-900} s; the summary holds the checks that finished." >&2; fi

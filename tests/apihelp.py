@@ -11,11 +11,11 @@ from workbench.adapters.registry import Registry
 from workbench.api.app import create_api
 from workbench.api.auth import APISettings
 from workbench.api.server import ServerThread
-from workbench.chatlog import ChatLog
+from workbench.store.chatlog import ChatLog
 from workbench.config import EngineConfig
-from workbench.engine import Engine
+from workbench.backends.local import LocalBackend
 from workbench.models.loaded import LoadedModel
-from workbench.service import Workbench
+from workbench.service.workbench import Workbench
 
 ADMIN = "admin-secret-token"
 KEY = "inference-key"
@@ -43,9 +43,9 @@ def serve_tiny(loaded: LoadedModel, make_adapter: Callable[..., Path], *,
     root = Path(os.environ["WORKBENCH_ADAPTERS"])
     for i, name in enumerate(adapters, start=1):
         make_adapter(loaded, name, "v1", seed=i, root=root)
-    engine = Engine(loaded, config).start()
+    engine = LocalBackend(loaded, config).start()
     wb = Workbench(loaded, engine, Registry(root), ChatLog(), admin_token=admin_token)
-    wb._load_startup_adapters(None)
+    wb.load_startup_adapters(None)
     settings = settings or APISettings(api_key=api_key)
     server = ServerThread(create_api(wb, settings))
     try:

@@ -14,18 +14,19 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-from workbench.quiet import quiet_imports  # noqa: E402
+from workbench.console.quiet import quiet_imports  # noqa: E402
 
 quiet_imports()
 
 from workbench.adapters.demo import make_random_adapter  # noqa: E402
 from workbench.adapters.registry import Registry  # noqa: E402
-from workbench.chatlog import ChatLog  # noqa: E402
+from workbench.store.chatlog import ChatLog  # noqa: E402
 from workbench.config import engine_preset  # noqa: E402
+from workbench.backends.local import LocalBackend  # noqa: E402
 from workbench.engine import Engine  # noqa: E402
 from workbench.models.catalog import load_model  # noqa: E402
 from workbench.models.loaded import LoadedModel  # noqa: E402
-from workbench.service import Workbench  # noqa: E402
+from workbench.service.workbench import Workbench  # noqa: E402
 
 
 @pytest.fixture
@@ -76,9 +77,9 @@ def workbench(tmp_home: Path, tiny_loaded: LoadedModel, make_adapter: Callable[.
     root = Path(os.environ["WORKBENCH_ADAPTERS"])
     make_adapter(tiny_loaded, "a1", "v1", seed=1, root=root)
     make_adapter(tiny_loaded, "a2", "v1", seed=2, root=root)
-    eng = Engine(tiny_loaded, engine_preset("test").replace(decode_graphs=decode_graphs)).start()
+    eng = LocalBackend(tiny_loaded, engine_preset("test").replace(decode_graphs=decode_graphs)).start()
     wb = Workbench(tiny_loaded, eng, Registry(root), ChatLog())
-    wb._load_startup_adapters(None)
+    wb.load_startup_adapters(None)
     yield wb
     wb.close()
 

@@ -10,6 +10,8 @@ from pathlib import Path
 from workbench.errors import UnknownNameError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# Product data, one home: phrase tables, the policy pack, training dialogs, eval suites.
+DATA_ROOT = Path(__file__).resolve().parent / "data"
 
 
 def workbench_home() -> Path:
@@ -42,12 +44,22 @@ def adapters_root() -> Path:
 
 
 def eval_sets_root() -> Path:
-    return REPO_ROOT / "eval_sets"
+    return DATA_ROOT / "eval_sets"
 
 
 def policy_dir() -> Path:
     """The store's policy pack and FAQ: product data read by chat grounding, eval and training."""
-    return REPO_ROOT / "data" / "policy"
+    return DATA_ROOT / "policy"
+
+
+def phrases_dir() -> Path:
+    """Phrase tables in 15 languages that the training-data generator fills."""
+    return DATA_ROOT / "phrases"
+
+
+def train_dir() -> Path:
+    """The shipped training dialogs (generated from the phrase tables)."""
+    return DATA_ROOT / "train"
 
 
 @dataclass(frozen=True)

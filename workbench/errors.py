@@ -15,9 +15,11 @@ class WorkbenchError(Exception):
 
     exit_code: int = 1
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, param: str | None = None) -> None:
         super().__init__(message)
         self.message = message
+        # The request field at fault, when there is one (the API names it in its error).
+        self.param = param
 
 
 class UnknownNameError(WorkbenchError):
@@ -28,17 +30,14 @@ class UnknownNameError(WorkbenchError):
     def __init__(self, kind: str, name: str, known: Iterable[str]) -> None:
         self.kind, self.name = kind, name
         self.known = sorted(set(known))
-        super().__init__(unknown_name_message(kind, name, self.known))
+        super().__init__(unknown_name_message(kind, name, self.known),
+                         param=kind if kind in ("region", "language") else None)
 
 
 class BusyError(WorkbenchError):
     """The engine queue is full; the caller should retry later."""
 
     exit_code = 3
-
-
-class CancelledError(WorkbenchError):
-    """The request was cancelled before it finished."""
 
 
 class ModelLoadError(WorkbenchError):

@@ -12,7 +12,7 @@ peft release is refused until someone has checked what it does.
 
 peft matches string ``target_modules``, ``exclude_modules``, ``layers_pattern`` and the
 keys of ``rank_pattern`` / ``alpha_pattern`` as regular expressions against every module
-name; :func:`check_regex` refuses patterns that could backtrack catastrophically (nested or
+name; :func:`regex_problem` refuses patterns that could backtrack catastrophically (nested or
 alternated unbounded repeats, back-references, too many unbounded repeats, very long).
 """
 from __future__ import annotations
@@ -220,13 +220,6 @@ def _short(value: object) -> str:
 
 
 # ---- regular expressions ---------------------------------------------------------------------
-def check_regex(pattern: str) -> None:
-    """Raise AdapterError when ``pattern`` is not a regex this server will run over module names."""
-    problem = regex_problem(pattern)
-    if problem:
-        raise AdapterError(f"Pattern {pattern[:80]!r} refused: {problem}.")
-
-
 def regex_problem(pattern: str) -> str | None:
     """Why ``pattern`` could be slow or is invalid (None: it is safe to match)."""
     if len(pattern) > MAX_REGEX_CHARS:

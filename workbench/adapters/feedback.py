@@ -36,15 +36,15 @@ from datasketch import MinHash, MinHashLSH
 
 from workbench.adapters.leakcheck import (CONTAINMENT_LEAK, JACCARD_LEAK, NUM_PERM, QUOTED, ngrams,
                                          normalise)
-from workbench.config import connect_db, db_path
+from workbench.config import DATA_ROOT, connect_db, db_path
 from workbench.errors import InputError
 from workbench.eval.langdetect import detect
-from workbench.langs import LANGUAGES
-from workbench.pii import mask_pii
-from workbench.policy import system_prompt
+from workbench.domain.langs import LANGUAGES
+from workbench.domain.pii import mask_pii
+from workbench.domain.prompts import customer_prompt
 
-RULES_FILE = Path(__file__).resolve().parents[1] / "data" / "feedback.yaml"
-PHRASES_FILE = Path(__file__).resolve().parents[2] / "data" / "phrases" / "intents.yaml"
+RULES_FILE = DATA_ROOT / "feedback.yaml"
+PHRASES_FILE = DATA_ROOT / "phrases" / "intents.yaml"
 RULES = ("unclear_signal", "no_intent", "language", "eval_leak", "near_duplicate",
          "exact_duplicate")
 FILES = ("kto.jsonl", "dpo.jsonl", "report.json")
@@ -67,8 +67,7 @@ class Judged:
     vote: str | None = None
 
     def prompt(self) -> list[dict[str, str]]:
-        return [{"role": "system", "content": system_prompt(self.lang, self.region, self.grounded)},
-                {"role": "user", "content": self.question}]
+        return customer_prompt(self.question, lang=self.lang, region=self.region, grounded=self.grounded)
 
 
 @dataclass

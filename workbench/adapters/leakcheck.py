@@ -30,7 +30,7 @@ from pathlib import Path
 
 from datasketch import MinHash, MinHashLSH, MinHashLSHEnsemble
 
-from workbench.config import REPO_ROOT
+from workbench.config import DATA_ROOT
 from workbench.errors import InputError
 from workbench.eval.suite import Suite, list_suites, load_suite
 
@@ -40,7 +40,7 @@ JACCARD_LEAK = 0.5
 CONTAINMENT_LEAK = 0.8
 # Pairs below this Jaccard are too far apart to be worth listing among the closest.
 REPORT_FLOOR = 0.3
-DEFAULT_DATA = REPO_ROOT / "data" / "train"
+DEFAULT_DATA = DATA_ROOT / "train"
 QUOTED = re.compile(r'"""(.+?)"""', re.S)
 
 
@@ -185,7 +185,7 @@ def _pair(e: Text, eg: set[str], t: Text, tg: set[str]) -> LeakPair:
 
 
 def check_files(paths: Sequence[Path] | None = None, suite_names: Sequence[str] | None = None) -> LeakReport:
-    """Training JSONL files (default ``data/train/*.jsonl``) against eval suites (default all)."""
+    """Training JSONL files (default ``workbench/data/train/*.jsonl``) against eval suites (default all)."""
     suites = [load_suite(n) for n in (suite_names or list_suites())]
     files = list(paths) if paths else sorted(DEFAULT_DATA.glob("*.jsonl"))
     if not files:

@@ -17,7 +17,7 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from workbench.errors import InputError
-from workbench.pii import mask_pii
+from workbench.domain.pii import mask_pii
 
 IGNORE = -100  # label value the loss skips
 

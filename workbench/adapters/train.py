@@ -35,7 +35,7 @@ from workbench.adapters.sft_data import (IGNORE, Example, data_summary, encode_d
 from workbench.config import workbench_home
 from workbench.errors import AdapterError, InputError
 from workbench.models.loaded import LoadedModel
-from workbench.progress import Progress
+from workbench.console.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +145,7 @@ def _run(loaded: LoadedModel, examples: list[Example], cfg: TrainConfig, ckpt: P
         next(batches)
     model.train()
     t0 = time.monotonic()
-    # A bar on a terminal; in a log file a line every 10% or 30 s (see workbench.progress).
+    # A bar on a terminal; in a log file a line every 10% or 30 s (see workbench.console.progress).
     bar = Progress(total, "train", unit="step", initial=start, enabled=progress)
     for step in range(start + 1, total + 1):
         ids, mask, labels = (t.to(loaded.device) for t in next(batches))

@@ -28,7 +28,7 @@ from workbench.adapters.registry import check_new_version
 from workbench.adapters.train import TrainResult, _load_base, _mean, _save
 from workbench.errors import AdapterError, InputError
 from workbench.models.loaded import LoadedModel
-from workbench.progress import Progress, is_terminal
+from workbench.console.progress import Progress, is_terminal
 
 log = logging.getLogger(__name__)
 METHODS = {"kto": "kto.jsonl", "dpo": "dpo.jsonl"}
@@ -127,7 +127,7 @@ def _trainer_args(cfg: PrefConfig, loaded: LoadedModel, tmp: str):
 
 
 def _progress_callback(desc: str, enabled: bool):
-    """Trainer progress through :class:`workbench.progress.Progress` (a bar on a terminal,
+    """Trainer progress through :class:`workbench.console.progress.Progress` (a bar on a terminal,
     lines in a log) in place of transformers' tqdm bar or its printed log dicts."""
     from transformers import TrainerCallback
 

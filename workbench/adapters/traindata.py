@@ -1,6 +1,6 @@
-"""Generate the multilingual support training dialogs in ``data/train/``.
+"""Generate the multilingual support training dialogs in ``workbench/data/train/``.
 
-    python -m workbench.adapters.traindata [--out data/train] [--seed 0]
+    python -m workbench.adapters.traindata [--out workbench/data/train] [--seed 0]
 
 Three files, one per eval task, each line ``{"messages": [...], "lang", "task", ...}``:
 
@@ -10,10 +10,12 @@ Three files, one per eval task, each line ``{"messages": [...], "lang", "task", 
   shipping) ending with the JSON verdict line;
 - ``support.jsonl``: an FAQ question -> a short answer stating the FAQ's facts.
 
-Customer messages and answers are put together from the phrase files in ``data/phrases/``
+Customer messages and answers are put together from the phrase files in ``workbench/data/phrases/``
 (one per task, plus ``regions.yaml``). System prompts, grounding and user templates come from
 each eval suite (``Suite.messages``), so the adapter learns exactly the format the eval sends.
-Verdicts are computed from the policy pack (``data/policy/policies.yaml``). Messages are
+Verdicts are computed from the policy pack (``workbench/data/policy/policies.yaml``), and so are the items
+each region excludes (the words of its ``excluded`` list, read through the ``exclusions``
+table of ``phrases/policy.yaml``). Messages are
 phrased apart from the eval items, and the script refuses to write data that contains any
 eval item's text.
 """
@@ -28,35 +30,23 @@ from pathlib import Path
 
 import yaml
 
-from workbench.config import REPO_ROOT
+from workbench.config import phrases_dir, train_dir
+from workbench.domain.langs import LANGUAGES, REGIONS
+from workbench.domain.policy import load_policies, policies_file
 from workbench.errors import InputError, WorkbenchError
 from workbench.eval.schema import EvalItem, Expected
 from workbench.eval.suite import Suite, load_suite
-from workbench.langs import LANGUAGES, REGIONS
 
-DEFAULT_OUT = REPO_ROOT / "data" / "train"
-PHRASES_DIR = REPO_ROOT / "data" / "phrases"
+DEFAULT_OUT = train_dir()
+PHRASES_DIR = phrases_dir()
 SUITES = {"intents": "multilingual-intents", "policy": "regional-policy", "support": "multilingual-support"}
 NO_SPACE = {"zh", "ja"}  # scripts that join sentences without spaces
 
-# Per region: (category, state) pairs the policy excludes for a change of mind.
-EXCLUDED: dict[str, list[tuple[str, str]]] = {
-    "EU": [("cosmetics", "opened"), ("custom", "new"), ("perishable", "new")],
-    "GB": [("cosmetics", "opened"), ("custom", "new"), ("perishable", "new")],
-    "US": [("final_sale", "new"), ("software", "opened")],
-    "CN": [("custom", "new"), ("perishable", "new"), ("digital", "new"), ("software", "opened")],
-    "SA": [("electronics", "new"), ("custom", "new"), ("perishable", "new")],
-    "AE": [("electronics", "opened"), ("custom", "new"), ("perishable", "new")],
-    "BR": [],
-    "MX": [("perishable", "new"), ("custom", "new")],
-    "JP": [("regular", "opened"), ("cosmetics", "opened"), ("perishable", "new")],
-    "KR": [("custom", "new")],
-    "AU": [("perishable", "new"), ("custom", "new")],
-    "IN": [("innerwear", "new"), ("perishable", "new"), ("custom", "new")],
-}
+STATES = ("new", "opened", "used")  # keys of a request's ``state`` phrases
 # Regions whose condition ("unused", "unused with tags", value lost through use) refuses used items.
 USED_REFUSED = {"SA", "AE", "KR", "JP"}
-# Items that are fine in a region when new and within the window.
+# Items that are fine in a region when new and within the window: the cases sampled as
+# eligible, less any the region's policy excludes (see ``_pick_case``).
 ACCEPTED: dict[str, list[tuple[str, str]]] = {
     region: [("regular", "new"), ("regular", "new")]
     + ([] if region == "SA" else [("electronics", "new")])
@@ -70,7 +60,7 @@ ACCEPTED: dict[str, list[tuple[str, str]]] = {
 # ---- phrase files ---------------------------------------------------------------------------
 @lru_cache(maxsize=None)
 def phrases(name: str) -> dict[str, dict]:
-    """``data/phrases/<name>.yaml``: language (or region, for ``regions``) -> its entries."""
+    """``workbench/data/phrases/<name>.yaml``: language (or region, for ``regions``) -> its entries."""
     path = PHRASES_DIR / f"{name}.yaml"
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -104,34 +94,59 @@ def intent_rows(suite: Suite, rng: random.Random, copies: int = 1) -> list[dict]
 
 # ---- regional policy ----------------------------------------------------------------------
 def policy_rows(suite: Suite, rng: random.Random, per_region: int = 40) -> list[dict]:
-    policies = _policies(suite)
+    path = suite.policies_path or policies_file()
+    policies = load_policies(path)
     rows = []
     for region in REGIONS:
-        for k in range(per_region):
+        excluded = excluded_cases(region, policies, path)
+        for _ in range(per_region):
             lang = (rng.choice(phrases("regions")[region]["languages"]) if rng.random() < 0.55
                     else rng.choice(list(LANGUAGES)))
-            rows.append(_policy_row(suite, policies[region], region, lang, rng, k))
+            rows.append(_policy_row(suite, policies[region], region, excluded, lang, rng))
     return rows
 
 
-def _policies(suite: Suite) -> dict[str, dict]:
-    from workbench.policy import load_policies
+def excluded_cases(region: str, policies: dict[str, dict], path: Path) -> list[tuple[str, str]]:
+    """The (category, state) cases ``region``'s policy excludes for a change of mind, in the
+    order of its ``excluded`` list, each exclusion read through ``phrases/policy.yaml``."""
+    table = phrases("policy").get("exclusions")
+    where = PHRASES_DIR / "policy.yaml"
+    if not isinstance(table, dict):
+        raise InputError(f"{where}: no 'exclusions' table (policy exclusion -> item cases).")
+    if region not in policies:
+        raise InputError(f"{path}: no policy for region {region}.")
+    cases: list[tuple[str, str]] = []
+    for words in policies[region].get("excluded") or []:
+        if words not in table:
+            raise InputError(f"{path}: region {region} excludes {words!r}, which the 'exclusions' "
+                             f"table of {where} does not know; add the item cases it means there.")
+        cases += [_item_case(where, words, case) for case in table[words] or []]
+    return cases
 
-    return load_policies(suite.policies_path)
+
+def _item_case(where: Path, words: str, case: object) -> tuple[str, str]:
+    category, _, state = str(case).partition("/")
+    if category not in phrases("policy")["en"]["items"] or state not in STATES:
+        raise InputError(f"{where}: exclusions: {words!r}: {case!r} is not an item case "
+                         f"'category/state' (a category of items; state {', '.join(STATES)}).")
+    return category, state
 
 
-def _pick_case(region: str, rng: random.Random) -> tuple[str, str, str]:
+def _pick_case(region: str, excluded: list[tuple[str, str]],
+               rng: random.Random) -> tuple[str, str, str]:
     """(category, state, outcome): outcome is ok, no_window, no_excluded or no_condition."""
     roll = rng.random()
-    if roll < 0.22 and EXCLUDED[region]:
-        return (*rng.choice(EXCLUDED[region]), "no_excluded")
+    if roll < 0.22 and excluded:
+        return (*rng.choice(excluded), "no_excluded")
     if roll < 0.32 and region in USED_REFUSED:
         state = rng.choice(["used", "opened"]) if region == "JP" else "used"
         return "regular", state, "no_excluded" if region == "JP" else "no_condition"
+    # An exclusion the store adds to the policy pack must not be sampled as eligible.
+    accepted = [c for c in ACCEPTED[region] if c not in excluded]
     if roll < 0.58:
-        category, _ = rng.choice([c for c in ACCEPTED[region] if c[1] == "new"])
+        category, _ = rng.choice([c for c in accepted if c[1] == "new"])
         return category, "new", "no_window"
-    return (*rng.choice(ACCEPTED[region]), "ok")
+    return (*rng.choice(accepted), "ok")
 
 
 def _elapsed(window: int, business: bool, late: bool, rng: random.Random) -> tuple[int, str]:
@@ -149,10 +164,11 @@ def _elapsed(window: int, business: bool, late: bool, rng: random.Random) -> tup
     return n, "days"
 
 
-def _policy_row(suite: Suite, pol: dict, region: str, lang: str, rng: random.Random, k: int) -> dict:
+def _policy_row(suite: Suite, pol: dict, region: str, excluded: list[tuple[str, str]], lang: str,
+                rng: random.Random) -> dict:
     entry = phrases("policy")[lang]
     ask, say = entry["request"], entry["answer"]
-    category, state, outcome = _pick_case(region, rng)
+    category, state, outcome = _pick_case(region, excluded, rng)
     window, business = int(pol["return_window_days"]), pol.get("window_unit") == "business_days"
     n, how = _elapsed(window, business, outcome == "no_window", rng)
     when = ask["when"][how].format(n=n // 7 if how == "weeks" else n)
@@ -213,7 +229,7 @@ def build(seed: int = 0, intent_copies: int = 2, policy_per_region: int = 40,
 
 
 def eval_texts() -> list[str]:
-    """Every eval item's customer text, from all suites under eval_sets/."""
+    """Every eval item's customer text, from all suites under workbench/data/eval_sets/."""
     from workbench.eval.suite import list_suites
 
     return [item.text for name in list_suites() for item in load_suite(name).items]

@@ -16,14 +16,20 @@ import shutil
 import stat
 import time
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from workbench.adapters.registry import (CARD_FILE, CONFIG_FILE, WEIGHTS_FILE, AdapterVersion,
-                                         Registry, check_safe_name)
-from workbench.adapters.validate import read_config, read_shapes, validate_adapter
+from workbench.adapters.registry import (
+    CARD_FILE,
+    CONFIG_FILE,
+    WEIGHTS_FILE,
+    AdapterVersion,
+    Registry,
+    check_safe_name,
+)
+from workbench.adapters.validate import read_config, read_shapes
 from workbench.errors import AdapterError, InputError
-from workbench.models.loaded import LoadedModel
 
 # Files kept from an upload; anything else (READMEs of other tools, checkpoints) is dropped.
 KEEP = (CONFIG_FILE, WEIGHTS_FILE, CARD_FILE, "README.md")
@@ -42,14 +48,16 @@ class UploadLimits:
     max_files: int = 32
 
 
-def import_adapter(registry: Registry, source: str | Path, loaded: LoadedModel | None,
+def import_adapter(registry: Registry, source: str | Path,
+                   validate: Callable[[Path], object] | None,
                    name: str | None = None, version: str | None = None,
                    limits: UploadLimits = UploadLimits()) -> AdapterVersion:
     """Register the adapter in ``source`` (a .zip or a folder) as ``name@version``.
 
     ``name``/``version`` default to the card's fields, then to ``<name>/<version>/`` folders
-    inside the archive; the version defaults to the next free ``vN``. With ``loaded``, the
-    adapter is fully validated against that base; without, only its files are checked.
+    inside the archive; the version defaults to the next free ``vN``. With ``validate`` (a
+    backend's ``validate_adapter``) the adapter is fully validated against the base that
+    serves it; without, only its files are checked.
     """
     source = Path(source)
     staging = registry.staging_dir("upload-")
@@ -64,8 +72,8 @@ def import_adapter(registry: Registry, source: str | Path, loaded: LoadedModel |
         folder = _find_adapter(raw)
         name, version = _pick_ref(registry, folder, raw, name, version)
         folder = _named_as_given(folder, raw, staging, source)
-        if loaded is not None:
-            validate_adapter(folder, loaded)
+        if validate is not None:
+            validate(folder)
         else:
             read_config(folder)
             read_shapes(folder)

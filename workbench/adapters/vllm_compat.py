@@ -17,8 +17,7 @@ from pathlib import Path
 
 from safetensors import safe_open
 
-# Values --max-lora-rank accepts.
-MAX_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+# vLLM's default --max-lora-rank.
 DEFAULT_MAX_LORA_RANK = 16
 # Leaf module names vLLM can put a LoRA on for GLM / GLM-4 and Llama-shaped models.
 VLLM_TARGETS = frozenset({"q_proj", "k_proj", "v_proj", "o_proj", "qkv_proj", "gate_up_proj",

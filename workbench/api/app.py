@@ -14,7 +14,7 @@ from workbench.api import routes_admin, routes_metrics, routes_openai, routes_ro
 from workbench.api.auth import APISettings
 from workbench.api.errors import install_handlers
 from workbench.api.middleware import BodyLimit, CatchAll
-from workbench.service import Workbench
+from workbench.service.workbench import Workbench
 
 # Included in this order by create_api.
 ROUTERS: list[APIRouter] = [routes_openai.router, routes_admin.router, routes_router.router,

@@ -47,6 +47,7 @@ def error_response(status: int, message: str, param: str | None = None,
 
 def from_workbench(exc: WorkbenchError, param: str | None = None) -> APIError:
     """The status a workbench error maps to (unknown names 404, busy 503, bad input 400)."""
+    param = param or exc.param
     if isinstance(exc, AuthError):
         return APIError(exc.status, exc.message)
     if isinstance(exc, BusyError):

@@ -88,7 +88,10 @@ class ChatCompletionRequest(SamplingFields):
     max_completion_tokens: int | None = Field(None, ge=1)
     response_format: ResponseFormat | None = None
     logprobs: Literal[False] | None = None
-    # Workbench extra: ground the answer on this store region's return policy.
+    # Workbench extras: the customer's language (a code such as "de") and the store region
+    # whose return policy grounds the answer; with either, the server builds the same prompt
+    # the page does for that question.
+    lang: str | None = Field(None, min_length=2, max_length=8)
     region: str | None = Field(None, max_length=8)
 
     @model_validator(mode="after")

@@ -1,7 +1,7 @@
 """Adapter administration, vLLM-shaped: load, unload, plus rollback and upload.
 
 Every route needs the admin token and goes through the same validation and lifecycle as the
-Adapters tab (``workbench.lifecycle``, ``upload``). A ``lora_path`` must lie inside
+Adapters tab (``workbench.service.lifecycle``, ``upload``). A ``lora_path`` must lie inside
 the adapters registry or a folder named in ``WORKBENCH_LORA_ROOTS``; a folder outside the
 registry is imported as a new immutable version first, and an existing ``name@version`` is
 never replaced by another folder's files.
@@ -19,14 +19,14 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
-from workbench import lifecycle
+from workbench.service import lifecycle
 from workbench.adapters.registry import CONFIG_FILE, parse_ref
 from workbench.adapters.upload import UploadLimits, import_adapter
 from workbench.api.auth import AdminRoute, APISettings
 from workbench.api.errors import APIError
 from workbench.api.models import LoadLoraRequest, RollbackLoraRequest, UnloadLoraRequest
 from workbench.errors import AdapterError
-from workbench.service import Workbench
+from workbench.service.workbench import Workbench
 
 log = logging.getLogger("workbench.api")
 router = APIRouter(route_class=AdminRoute)
@@ -79,7 +79,7 @@ def load_from_path(wb: Workbench, settings: APISettings, lora_name: str, raw_pat
                        f"are immutable, so load this one as {name}@{wb.registry.next_version(name)}.",
                        "lora_name")
     else:
-        ref = import_adapter(wb.registry, path, wb.loaded, name=name, version=version).ref
+        ref = import_adapter(wb.registry, path, wb.engine.validate_adapter, name=name, version=version).ref
     served = wb.served.get(name)
     if served is not None and served.ref == ref and name in wb.engine.adapters:
         raise APIError(400, f"The lora adapter '{name}' has already been loaded ({ref}).", "lora_name")
@@ -134,7 +134,7 @@ async def upload_lora_adapter(request: Request, name: str = Query(..., max_lengt
         if archive.stat().st_size == 0:
             raise APIError(400, "The upload is empty; send the zip as the request body.")
         limits = UploadLimits(max_archive_bytes=settings.max_upload_bytes)
-        registered = await run_in_threadpool(import_adapter, wb.registry, archive, wb.loaded,
+        registered = await run_in_threadpool(import_adapter, wb.registry, archive, wb.engine.validate_adapter,
                                              name, version, limits)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

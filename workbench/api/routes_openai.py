@@ -18,11 +18,12 @@ from starlette.concurrency import run_in_threadpool
 
 from workbench.api.auth import InferenceRoute
 from workbench.api.errors import APIError, error_body
-from workbench.api.generation import Job, PieceStream, submit_chat, submit_completion
+from workbench.api.generation import chat_turn, completion_turn, headers, usage
 from workbench.api.models import (AssistantMessage, ChatChoice, ChatCompletion, ChatCompletionRequest,
                                   CompletionChoice, CompletionRequest, ModelCard, ModelList,
                                   TextCompletion)
-from workbench.service import Workbench
+from workbench.service.turns import TurnHandle
+from workbench.service.workbench import Workbench
 
 router = APIRouter(route_class=InferenceRoute)
 
@@ -54,88 +55,93 @@ async def list_models(request: Request) -> ModelList:
 
 @router.post("/v1/chat/completions", response_model=ChatCompletion)
 async def chat_completions(body: ChatCompletionRequest, request: Request):
-    return await _answer(body, request, submit_chat, _chat_chunks, lambda job, text: ChatCompletion(
-        id=f"chatcmpl-{job.id}", created=job.created, model=job.variant.model,
-        choices=[ChatChoice(message=AssistantMessage(content=text), finish_reason=job.finish_reason())],
-        usage=job.usage()))
+    return await _answer(body, request, chat_turn, _chat_chunks, lambda h, text: ChatCompletion(
+        id=h.id, created=h.created, model=h.variant.model,
+        choices=[ChatChoice(message=AssistantMessage(content=text), finish_reason=h.finish_reason)],
+        usage=usage(h)))
 
 
 @router.post("/v1/completions", response_model=TextCompletion)
 async def completions(body: CompletionRequest, request: Request):
-    return await _answer(body, request, submit_completion, _text_chunks, lambda job, text: TextCompletion(
-        id=f"cmpl-{job.id}", created=job.created, model=job.variant.model,
-        choices=[CompletionChoice(text=text, finish_reason=job.finish_reason())],
-        usage=job.usage()))
+    return await _answer(body, request, completion_turn, _text_chunks, lambda h, text: TextCompletion(
+        id=h.id, created=h.created, model=h.variant.model,
+        choices=[CompletionChoice(text=text, finish_reason=h.finish_reason)], usage=usage(h)))
 
 
-async def _answer(body: Any, request: Request, submit: Callable, chunks: Callable,
-                  whole: Callable[[Job, str], BaseModel]):
-    """Both completion routes: queue ``body``, then stream its chunks or answer in one body."""
+async def _answer(body: Any, request: Request, make_turn: Callable, chunks: Callable,
+                  whole: Callable[[TurnHandle, str], BaseModel]):
+    """Both completion routes: serve ``body`` as a turn, then stream its chunks or answer in
+    one body."""
     wb = _wb(request)
     _sticky_user(body, request)
-    job = await run_in_threadpool(submit, wb, body, request.app.state.settings)
-    stream = PieceStream(wb, job)
+    turn = make_turn(body, request.app.state.settings, wb.engine.config.max_new_tokens_limit)
+    # Blocking (the swap gate, tokenizing): off the event loop.
+    handle = await run_in_threadpool(wb.serve_turn, turn)
     if body.stream:
-        usage = bool(body.stream_options and body.stream_options.include_usage)
-        return _sse(chunks(stream, job, usage), job)
-    text = await _collect(stream, request)
-    return JSONResponse(whole(job, text).model_dump(), headers=job.headers())
+        include_usage = bool(body.stream_options and body.stream_options.include_usage)
+        return _sse(chunks(handle, include_usage), handle)
+    text = await _collect(handle, request)
+    return JSONResponse(whole(handle, text).model_dump(), headers=headers(handle))
 
 
 # ---- non-streaming -------------------------------------------------------------------------------
-async def _collect(stream: PieceStream, request: Request) -> str:
-    """The whole answer; a client that disconnects first cancels the request."""
+async def _collect(handle: TurnHandle, request: Request) -> str:
+    """The whole answer; a client that disconnects first cancels the turn."""
     async def read() -> str:
-        return "".join([piece async for piece in stream])
+        return "".join([piece async for piece in handle])
 
-    task = asyncio.ensure_future(read())
-    while not task.done():
-        done, _ = await asyncio.wait({task}, timeout=0.25)
-        if not done and await request.is_disconnected():
-            stream.cancel("client disconnected before the answer was complete")
-            task.cancel()
-            raise APIError(499, "Client disconnected.")
-    text = task.result()
-    failure = stream.job.failure()
-    if failure:
-        raise APIError(500, failure)
+    reading, gone = asyncio.ensure_future(read()), asyncio.ensure_future(_disconnect(request))
+    done, _ = await asyncio.wait({reading, gone}, return_when=asyncio.FIRST_COMPLETED)
+    if reading not in done:
+        reading.cancel()
+        handle.cancel("client disconnected before the answer was complete")
+        raise APIError(499, "Client disconnected.")
+    gone.cancel()
+    text = reading.result()
+    if handle.failure:
+        raise APIError(500, handle.failure)
     return text
 
 
+async def _disconnect(request: Request) -> None:
+    """Returns when the client goes away (the server's next message after the body)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
 # ---- streaming ------------------------------------------------------------------------------------
-def _sse(chunks: AsyncIterator[dict], job: Job) -> StreamingResponse:
+def _sse(chunks: AsyncIterator[dict], handle: TurnHandle) -> StreamingResponse:
     async def body() -> AsyncIterator[bytes]:
         async for chunk in chunks:
             yield f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n".encode()
         yield b"data: [DONE]\n\n"
 
     return StreamingResponse(body(), media_type="text/event-stream",
-                             headers={**job.headers(), "Cache-Control": "no-cache"})
+                             headers={**headers(handle), "Cache-Control": "no-cache"})
 
 
-async def _guarded(stream: PieceStream, job: Job, make: Callable[[str | None, str | None], dict],
+async def _guarded(handle: TurnHandle, make: Callable[[str | None, str | None], dict],
                    include_usage: bool) -> AsyncIterator[dict]:
     """Chunks for each piece, the finish chunk, the usage chunk; cancels on disconnect."""
     finished = False
     try:
-        async for piece in stream:
+        async for piece in handle:
             yield make(piece, None)
-        failure = job.failure()
-        if failure:
-            yield error_body(500, failure)
+        if handle.failure:
+            yield error_body(500, handle.failure)
         else:
-            yield make(None, job.finish_reason())
+            yield make(None, handle.finish_reason)
         if include_usage:
             last = make(None, None)
-            last["choices"], last["usage"] = [], job.usage().model_dump()
+            last["choices"], last["usage"] = [], usage(handle).model_dump()
             yield last
         finished = True
     finally:
         if not finished:  # the client went away (the response task was cancelled)
-            stream.cancel("client disconnected mid-stream")
+            handle.cancel("client disconnected mid-stream")
 
 
-def _chat_chunks(stream: PieceStream, job: Job, include_usage: bool) -> AsyncIterator[dict]:
+def _chat_chunks(handle: TurnHandle, include_usage: bool) -> AsyncIterator[dict]:
     first = [True]
 
     def make(piece: str | None, finish: str | None) -> dict:
@@ -144,23 +150,23 @@ def _chat_chunks(stream: PieceStream, job: Job, include_usage: bool) -> AsyncIte
             delta["role"], first[0] = "assistant", False
         if piece is not None:
             delta["content"] = piece
-        chunk = {"id": f"chatcmpl-{job.id}", "object": "chat.completion.chunk", "created": job.created,
-                 "model": job.variant.model,
+        chunk = {"id": handle.id, "object": "chat.completion.chunk", "created": handle.created,
+                 "model": handle.variant.model,
                  "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]}
         if include_usage:
             chunk["usage"] = None
         return chunk
 
-    return _guarded(stream, job, make, include_usage)
+    return _guarded(handle, make, include_usage)
 
 
-def _text_chunks(stream: PieceStream, job: Job, include_usage: bool) -> AsyncIterator[dict]:
+def _text_chunks(handle: TurnHandle, include_usage: bool) -> AsyncIterator[dict]:
     def make(piece: str | None, finish: str | None) -> dict:
-        chunk = {"id": f"cmpl-{job.id}", "object": "text_completion", "created": job.created,
-                 "model": job.variant.model,
+        chunk = {"id": handle.id, "object": "text_completion", "created": handle.created,
+                 "model": handle.variant.model,
                  "choices": [{"index": 0, "text": piece or "", "logprobs": None, "finish_reason": finish}]}
         if include_usage:
             chunk["usage"] = None
         return chunk
 
-    return _guarded(stream, job, make, include_usage)
+    return _guarded(handle, make, include_usage)

@@ -17,8 +17,8 @@ from starlette.concurrency import run_in_threadpool
 from workbench.api.auth import AdminRoute
 from workbench.api.errors import APIError
 from workbench.errors import UnknownNameError, WorkbenchError
-from workbench.route_report import promote, promote_decision, route_report
-from workbench.routes import (BASE_ARM, DEFAULT_MARGIN, Arm, PromoteRefused, Route, RouteStore,
+from workbench.routing.report import promote, promote_decision, route_report
+from workbench.routing.routes import (BASE_ARM, DEFAULT_MARGIN, Arm, PromoteRefused, Route, RouteStore,
                               default_store)
 
 router = APIRouter(route_class=AdminRoute)

@@ -71,7 +71,7 @@ def list_cmd(as_json: bool, max_lora_rank: int) -> None:
     Example: workbench adapters list --json
     """
     before_loading()  # the listing reads adapter files with torch's safetensors
-    from workbench.lifecycle import AdapterRow, adapter_rows, pinned_refs
+    from workbench.service.lifecycle import AdapterRow, adapter_rows, pinned_refs
     from workbench.adapters.registry import Registry
     from workbench.adapters.vllm_compat import vllm_problems
 
@@ -102,7 +102,7 @@ def list_cmd(as_json: bool, max_lora_rank: int) -> None:
 
 def _start(model: str):
     before_loading()
-    from workbench.service import Workbench
+    from workbench.service.workbench import Workbench
 
     return Workbench.start(model=model, adapters=[])
 
@@ -125,7 +125,7 @@ def load_cmd(ref: str, model: str, server: str | None) -> None:
         click.echo(f"{server} now serves {served or version.ref}.")
         return
     wb = _start(model)
-    from workbench import lifecycle
+    from workbench.service import lifecycle
 
     try:
         click.echo(lifecycle.load(wb, ref).message)
@@ -136,10 +136,13 @@ def load_cmd(ref: str, model: str, server: str | None) -> None:
 
 
 def _smoke(wb, name: str) -> None:
-    """One short answer through the engine, so a loaded-but-broken adapter shows here."""
-    done = wb.engine.generate([{"role": "user", "content": "Hello, where is my order?"}],
-                              adapter=name, max_new_tokens=12)
-    click.echo(f"{wb.variant_label(name)} answers: {(done.error or done.text).strip()!r}")
+    """One short answer through the service, so a loaded-but-broken adapter shows here."""
+    from workbench.service.turns import Face, TurnRequest
+
+    handle = wb.serve_turn(TurnRequest.question(name, "Hello, where is my order?", Face.CLI,
+                                                lang="en", max_new_tokens=12))
+    text = handle.text()
+    click.echo(f"{wb.variant_label(name)} answers: {(handle.failure or text).strip()!r}")
 
 
 @adapters_group.command("unload")
@@ -158,7 +161,7 @@ def unload_cmd(name: str, drain: bool, model: str, server: str | None) -> None:
         return
     pinned = _pinned(name)
     wb = _start(model)
-    from workbench import lifecycle
+    from workbench.service import lifecycle
 
     try:
         lifecycle.load(wb, pinned)
@@ -190,7 +193,7 @@ def rollback_cmd(name: str, to_version: str | None, model: str, server: str | No
         return
     pinned = _pinned(name)
     wb = _start(model)
-    from workbench import lifecycle
+    from workbench.service import lifecycle
 
     try:
         lifecycle.load(wb, pinned)
@@ -235,10 +238,12 @@ def import_cmd(source: Path, name: str | None, version: str | None, model: str) 
                            f"immutable. Import it as {name}@{registry.next_version(name)}.")
     before_loading()
     from workbench.adapters.upload import import_adapter
+    from workbench.adapters.validate import validate_adapter
     from workbench.models.catalog import load_model
 
     loaded = load_model(model)
-    version_obj = import_adapter(registry, source, loaded, name=name, version=version)
+    version_obj = import_adapter(registry, source, lambda folder: validate_adapter(folder, loaded),
+                                 name=name, version=version)
     click.echo(f"Registered {version_obj.ref} at {version_obj.path} (validated against {loaded.model_id}).")
 
 
@@ -280,7 +285,7 @@ def train_cmd(base: str, data: tuple[Path, ...], out: Path, epochs: float, max_s
     """LoRA fine-tune on chat dialogs (loss on assistant turns, PII masked) into a new version,
     or continue a version on rated answers with KTO or DPO (--method, --from).
 
-    Example: workbench train --base smollm2-135m --data data/train/intents.jsonl --data data/train/policy.jsonl --data data/train/support.jsonl --out adapters/cs-support/v1 --max-steps 200 --top-layers 10 --lr 1e-3
+    Example: workbench train --base smollm2-135m --data workbench/data/train/intents.jsonl --data workbench/data/train/policy.jsonl --data workbench/data/train/support.jsonl --out adapters/cs-support/v1 --max-steps 200 --top-layers 10 --lr 1e-3
 
     Example: workbench train --method kto --data data/feedback/2026-12 --from cs-support@v2 --out adapters/cs-support/v3 --max-steps 60 --lr 5e-5
     """

@@ -25,7 +25,7 @@ class BackendChoice:
 
     def start(self, model: str, adapters: list[str] | None = None, engine_config=None):
         """A running Workbench on this backend (``model`` is ignored for a remote one)."""
-        from workbench.backend import start_workbench
+        from workbench.service.start import start_workbench
 
         return start_workbench(self.kind, self.base_url, self.api_key, model=model,
                                adapters=adapters, engine_config=engine_config)

@@ -41,35 +41,28 @@ def chat_cmd(message: str, model: str, adapters: tuple[str, ...], lang: str, reg
     Example: workbench chat "Can I return shoes after 20 days?" --region EU --adapter base --adapter cs-support
     (add --backend openai --base-url http://HOST:8000/v1 to ask a remote server's models)
     """
-    from workbench.policy import system_prompt
+    from workbench.domain.prompts import check_place
 
     choice = backend_choice(backend, base_url, api_key)
     refs = adapter_refs(adapters)
     check_refs(refs, choice.remote)  # names, region and language before the model loads
-    msgs = [{"role": "system", "content": system_prompt(lang, region, bool(region))},
-            {"role": "user", "content": message}]
+    check_place(lang, region)
     before_loading()
-    from workbench.engine import BASE_ADAPTER
+    from workbench.service.turns import Face, TurnRequest
 
     wb = choice.start(model)
     try:
-        variants = [_engine_variant(a, choice.remote, BASE_ADAPTER) for a in adapters] or [BASE_ADAPTER]
-        reqs = [wb.engine.submit(msgs, v, max_new_tokens=max_new_tokens) for v in variants]
-        for v, req in zip(variants, reqs):
-            req.done_event.wait()
-            m = req.metrics
-            click.secho(f"── {wb.variant_label(v)} · {m.total_ms:.0f} ms · batch {m.batch_size}", bold=True)
-            click.echo(req.error or req.output_text.strip())
+        handles = [wb.serve_turn(TurnRequest.question(v, message, Face.CLI, lang=lang, region=region,
+                                                      grounded=bool(region), max_new_tokens=max_new_tokens))
+                   for v in (adapters or ("base",))]
+        for handle in handles:
+            answer = handle.text()
+            m = handle.metrics
+            click.secho(f"── {wb.variant_label(handle.variant.adapter or 'base')} · "
+                        f"{m.total_ms:.0f} ms · batch {m.batch_size}", bold=True)
+            click.echo(handle.failure or answer.strip())
     finally:
         wb.close()
-
-
-def _engine_variant(name: str, remote: bool, base_key: str) -> str:
-    """The engine's key for a --adapter value: a local engine serves adapters by name (the
-    version it serves now); a remote one by the ids the server lists."""
-    if not adapter_refs([name]):
-        return base_key
-    return name if remote else name.partition("@")[0]
 
 
 @click.command("bench")
@@ -110,14 +103,14 @@ def bench_cmd(model: str, workload: str, concurrency: int, n_requests: int, new_
     check_refs(refs, choice.remote)
     before_loading()
     if workload == "open-loop":
-        from workbench.bench_open import OpenLoopSettings, print_open_report, run_open_loop
+        from workbench.devtools.bench_open import OpenLoopSettings, print_open_report, run_open_loop
 
         report = run_open_loop(OpenLoopSettings(model, rate, n_requests, refs, max_batch, seed,
                                                 not skip_baseline, decode_graphs),
                                progress=lambda msg: click.echo(msg, err=True))
         print_open_report(report)
     else:
-        from workbench.bench import BenchSettings, print_report, run_bench
+        from workbench.devtools.bench import BenchSettings, print_report, run_bench
 
         # The sequential baseline needs the model in this process.
         report = run_bench(BenchSettings(model, concurrency, n_requests, new_tokens, refs,
@@ -144,7 +137,7 @@ def quantize_cmd(src: str, dst: Path, group_size: int, device: str, calib_sample
     Example: workbench quantize tiny-glm /tmp/tiny-glm-awq --group-size 32
     """
     check_model(src)
-    from workbench.quantize import quantize_model
+    from workbench.models.quantize import quantize_model
 
     out = quantize_model(src, dst, group_size=group_size, device=device, calib_samples=calib_samples)
     click.echo(f"AWQ INT4 checkpoint written to {out}")

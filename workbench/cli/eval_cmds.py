@@ -11,7 +11,7 @@ from workbench.cli.backend_opts import backend_choice, backend_options
 from workbench.cli.precheck import (BASE_NAMES, DEFAULT_MODEL, adapter_refs, before_loading,
                                     check_refs)
 from workbench.errors import WorkbenchError
-from workbench.progress import Progress
+from workbench.console.progress import Progress
 
 
 def _split(values: str) -> list[str]:
@@ -20,7 +20,7 @@ def _split(values: str) -> list[str]:
 
 class _Progress:
     """``progress(done, total)`` for run_eval, on stderr: a bar on a terminal; in a log (CI,
-    nohup) a line every 5% (see workbench.progress)."""
+    nohup) a line every 5% (see workbench.console.progress)."""
 
     def __init__(self, desc: str = "Evaluating") -> None:
         self.bar: Progress | None = None
@@ -45,8 +45,8 @@ def _announce(run, started: dict) -> None:
 
 @click.command("eval")
 @click.option("--suite", "suites", multiple=True, metavar="NAME|PATH",
-              help="Suite name under eval_sets/ or a suite folder; repeat for several "
-              "[default: every suite under eval_sets/].")
+              help="Suite name under workbench/data/eval_sets/ or a suite folder; repeat for several "
+              "[default: every suite under workbench/data/eval_sets/].")
 @click.option("--variants", default="base", show_default=True,
               help="Comma-separated variants: 'base' and adapter names or name@version refs.")
 @click.option("--limit", type=click.IntRange(min=1), default=None,
@@ -118,7 +118,7 @@ def _checked(suites: tuple[str, ...], variants: str, resume: str | None, model: 
     if not resume and not suites:
         suites = tuple(list_suites())  # every shipped suite
         if not suites:
-            raise click.UsageError("No suites under eval_sets/; give --suite NAME|PATH.")
+            raise click.UsageError("No suites under workbench/data/eval_sets/; give --suite NAME|PATH.")
     loaded = [load_suite(s) for s in suites]
     store = EvalStore()
     if resume:

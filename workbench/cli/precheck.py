@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from workbench.models.catalog import DEFAULT_MODEL  # noqa: F401  (light: transformers comes later)
-# What users type for the base model: workbench.engine.BASE_NAMES, spelled out here because
-# importing the engine imports torch, which a command line must not wait for.
-BASE_NAMES = ("base", "__base__")
+# Light imports only: the request types never import torch, the catalog imports transformers
+# only when a model is resolved.
+from workbench.engine.request import BASE_NAMES
+from workbench.models.catalog import DEFAULT_MODEL  # noqa: F401  (re-exported to the commands)
 
 _quieted = False
 
@@ -21,7 +21,7 @@ def before_loading() -> None:
     (not when the CLI starts: it imports torch, which takes seconds)."""
     global _quieted
     if not _quieted:
-        from workbench.quiet import quiet_imports
+        from workbench.console.quiet import quiet_imports
 
         quiet_imports()
         _quieted = True

@@ -14,19 +14,19 @@ ARM_OPTION = click.option("--arm", "arms", multiple=True, metavar="REF=WEIGHT",
 
 def _store(check: bool = True):
     from workbench.adapters.registry import Registry
-    from workbench.routes import RouteStore
+    from workbench.routing.routes import RouteStore
 
     return RouteStore(registry=Registry() if check else None)
 
 
 def _who() -> str:
-    from workbench.routes import token_id
+    from workbench.routing.routes import token_id
 
     return token_id(os.environ.get("WORKBENCH_ADMIN_TOKEN"))
 
 
 def _arms(values: tuple[str, ...]):
-    from workbench.routes import parse_arms
+    from workbench.routing.routes import parse_arms
 
     return parse_arms([part for v in values for part in v.split(",")])
 
@@ -110,7 +110,7 @@ def report_cmd(name: str, since_hours: float | None, as_json: bool) -> None:
 
     Example: workbench routes report cs-support --json
     """
-    from workbench.route_report import REPORT_HEADERS, promote_decision, report_table, route_report
+    from workbench.routing.report import REPORT_HEADERS, promote_decision, report_table, route_report
 
     route = _store(check=False).get(name)
     since = time.time() - since_hours * 3600 if since_hours else None
@@ -138,7 +138,7 @@ def promote_cmd(name: str, candidate: str | None) -> None:
 
     Example: workbench routes promote cs-support --candidate cs-support@v3
     """
-    from workbench.route_report import promote
+    from workbench.routing.report import promote
 
     route = promote(_store(check=False), name, candidate, who=_who())
     click.echo(f"Promoted: {_describe(route)}")

@@ -7,14 +7,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from workbench.engine.request import (BASE_ADAPTER, BASE_LABEL, BASE_NAMES, Completion, Priority, Request,
-                                      RequestMetrics, RequestStatus, SamplingParams,
-                                      StructuredOutput)
+from workbench.engine.request import (BASE_ADAPTER, BASE_LABEL, BASE_NAMES, Completion, EngineSnapshot,
+                                      Priority, Request, RequestMetrics, RequestSpec, RequestStatus,
+                                      SamplingParams, StructuredOutput, TokenQueue)
+from workbench.engine.stats import EngineStats
 
 if TYPE_CHECKING:
-    from workbench.engine.engine import Engine, EngineSnapshot, EngineStats, RequestSpec
+    from workbench.engine.engine import Engine
 
-_LAZY = {"Engine", "EngineSnapshot", "EngineStats", "RequestSpec"}
+_LAZY = {"Engine"}
 
 
 def __getattr__(name: str) -> object:
@@ -26,4 +27,5 @@ def __getattr__(name: str) -> object:
 
 
 __all__ = ["BASE_ADAPTER", "BASE_LABEL", "BASE_NAMES", "Completion", "Engine", "EngineSnapshot", "EngineStats", "Priority", "Request",
-           "RequestMetrics", "RequestSpec", "RequestStatus", "SamplingParams", "StructuredOutput"]
+           "RequestMetrics", "RequestSpec", "RequestStatus", "SamplingParams", "StructuredOutput",
+           "TokenQueue"]

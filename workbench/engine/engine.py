@@ -13,57 +13,26 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
 from workbench.config import EngineConfig
 from workbench.engine import lora, memory
-from workbench.engine.frontend import CallerMixin, check_messages
-from workbench.engine.request import BASE_ADAPTER, BASE_LABEL, Priority, Request, SamplingParams
+from workbench.engine.frontend import CallerMixin, check_request
+from workbench.engine.prompt import ContextLengthError
+from workbench.engine.request import (BASE_ADAPTER, BASE_LABEL, EngineSnapshot, Priority, Request, RequestSpec,
+                                      SamplingParams)
 from workbench.engine.runner import ModelRunner
 from workbench.engine.scheduler import Scheduler
 from workbench.engine.stats import EngineStats
 from workbench.engine.worker import AdapterOp, Worker
-from workbench.errors import AdapterError, InputError, UnknownNameError, WorkbenchError
+from workbench.errors import AdapterError, UnknownNameError, WorkbenchError
 from workbench.models.loaded import LoadedModel
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 __all__ = ["Engine", "EngineSnapshot", "EngineStats", "RequestSpec"]
-
-
-@dataclass(frozen=True)
-class RequestSpec:
-    """One prompt for generate_many."""
-
-    # Chat messages, as for submit.
-    messages: list[dict[str, str]]
-    # Adapter name, or None for base.
-    adapter: str | None = None
-    # Cap on generated tokens.
-    max_new_tokens: int = 128
-    # Decoding settings (greedy by default).
-    sampling: SamplingParams = field(default_factory=SamplingParams)
-    # Batch work by default: interactive requests go first.
-    priority: Priority = Priority.BATCH
-
-
-@dataclass(frozen=True)
-class EngineSnapshot:
-    """What the engine is doing right now, for gauges and the Monitor tab."""
-
-    # Requests admitted now (prefilling, decoding or preempted), and waiting to be admitted.
-    running: int
-    waiting: int
-    # Adapter keys of running and of waiting requests.
-    running_adapters: tuple[str, ...]
-    waiting_adapters: tuple[str, ...]
-    # Adapters loaded now.
-    loaded_adapters: tuple[str, ...]
-    # How decode steps run (``StaticDecoder.describe``; "eager" without decode graphs).
-    decode: str = "eager"
 
 
 class Engine(CallerMixin):
@@ -159,24 +128,29 @@ class Engine(CallerMixin):
     # ---- requests ----------------------------------------------------------------------
     def submit(self, messages: list[dict[str, str]], adapter: str | None = None,
                sampling: SamplingParams | None = None, max_new_tokens: int = 128,
-               priority: Priority = Priority.INTERACTIVE, cut_last: bool = False) -> Request:
+               priority: Priority = Priority.INTERACTIVE, cut_last: bool = False,
+               truncate: bool = True, request_id: str | None = None) -> Request:
         """Queue a chat request; raises BusyError when the queue is full, InputError when
         the prompt cannot fit even with older turns dropped (and, with ``cut_last``, the
-        newest message shortened)."""
-        check_messages(messages)
+        newest message shortened), ContextLengthError when it does not fit and ``truncate``
+        is off. ``request_id`` names it (the service's turn id), else one is drawn."""
+        check_request(messages, max_new_tokens, self.config)
         adapter = None if adapter in (None, "", BASE_ADAPTER) else adapter
-        if not 1 <= max_new_tokens <= self.config.max_new_tokens_limit:
-            raise InputError(f"max_new_tokens must be between 1 and "
-                             f"{self.config.max_new_tokens_limit}, not {max_new_tokens}.")
         self._check_serving()
         self._check_adapter(adapter)
-        fitted = self.runner.prompter.fit(messages, self.runner.prompt_budget(max_new_tokens),
-                                          self.runner.min_prefix(), cut_last)
+        try:
+            fitted = self.runner.prompter.fit(messages, self.runner.prompt_budget(max_new_tokens),
+                                              self.runner.min_prefix(), cut_last, truncate)
+        except ContextLengthError as exc:  # the same refusal, with the window's numbers
+            raise ContextLengthError(exc.tokens, exc.budget, self.runner.context_window(),
+                                     max_new_tokens) from None
         req = Request(messages=messages, adapter=adapter, sampling=sampling or SamplingParams(),
                       max_new_tokens=max_new_tokens, priority=Priority(priority),
                       truncated_turns=fitted.dropped_turns, cut_tokens=fitted.cut_tokens,
                       prompt_ids=fitted.ids,
                       prefix_len=fitted.prefix_len, arrival_step=self.stats.steps)
+        if request_id:
+            req.request_id = request_id
         req.metrics.prompt_tokens = len(fitted.ids)
         with self._admit:
             self._check_serving()

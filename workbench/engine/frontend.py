@@ -7,35 +7,39 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING
 
-from workbench.engine.request import Completion, Priority, Request, SamplingParams
+from workbench.config import EngineConfig
+from workbench.engine.request import Completion, Priority, Request, RequestSpec, SamplingParams
 from workbench.errors import InputError
-
-if TYPE_CHECKING:
-    from workbench.engine.engine import RequestSpec
 
 log = logging.getLogger(__name__)
 
 
-def check_messages(messages: list[dict[str, str]]) -> None:
-    """The input rule every engine applies, so a bad conversation fails the same way."""
+def check_request(messages: list[dict[str, str]], max_new_tokens: int, config: EngineConfig) -> None:
+    """The input rule every backend applies, once per request, so a bad request fails the
+    same way whichever backend and face it came through."""
     if not messages or not any(m.get("role") == "user" and str(m.get("content", "")).strip()
                                for m in messages):
-        raise InputError("The conversation needs at least one non-empty user message.")
+        raise InputError("The conversation needs at least one non-empty user message.", "messages")
     for m in messages:
         if m.get("role") not in ("system", "user", "assistant"):
-            raise InputError(f"Unknown chat role {m.get('role')!r}; use system, user or assistant.")
+            raise InputError(f"Unknown chat role {m.get('role')!r}; use system, user or assistant.",
+                             "messages")
+    if not 1 <= max_new_tokens <= config.max_new_tokens_limit:
+        raise InputError(f"max_tokens must be between 1 and {config.max_new_tokens_limit}, "
+                         f"not {max_new_tokens}.", "max_tokens")
 
 
 class CallerMixin:
     """stream / generate / generate_many and request listeners, given submit and cancel."""
 
     _listeners: list[Callable[[Request], None]]
+    config: EngineConfig
 
     def submit(self, messages: list[dict[str, str]], adapter: str | None = None,
                sampling: SamplingParams | None = None, max_new_tokens: int = 128,
-               priority: Priority = Priority.INTERACTIVE, cut_last: bool = False) -> Request:
+               priority: Priority = Priority.INTERACTIVE, cut_last: bool = False,
+               truncate: bool = True, request_id: str | None = None) -> Request:
         raise NotImplementedError
 
     def cancel(self, request_id: str) -> bool:
@@ -91,7 +95,7 @@ class CallerMixin:
         """
         specs = list(specs)
         results: list[Completion | None] = [None] * len(specs)
-        window = max(1, self.config.max_queue // 2)  # type: ignore[attr-defined]
+        window = max(1, self.config.max_queue // 2)
         inflight: dict[int, Request] = {}
         nxt = 0
         try:

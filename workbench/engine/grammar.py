@@ -71,10 +71,6 @@ class RowConstraint:
         """Whether the output is complete: the grammar matched and its stop token was taken."""
         return self._matcher.is_terminated()
 
-    def is_complete(self) -> bool:
-        """Whether the text so far already forms a whole valid output (stop token not yet)."""
-        return self._matcher.is_completed()
-
 
 def compile_constraint(spec: StructuredOutput, tokenizer: Any, vocab_size: int) -> RowConstraint:
     """A fresh row constraint for ``spec``; raises InputError on a bad schema or choice list."""

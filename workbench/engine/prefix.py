@@ -20,13 +20,9 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass
 
-import torch
 from transformers import PretrainedConfig
 
-from workbench.engine.batch import new_cache, pack_rows, stack_prefixes
-
-# Per layer: (keys, values), each [1, H_kv, P, D].
-LayerKV = list[tuple[torch.Tensor, torch.Tensor]]
+from workbench.engine.batch import LayerKV, new_cache, pack_rows, stack_prefixes
 
 
 @dataclass(frozen=True)
@@ -64,6 +60,7 @@ class PrefixCache:
         self.budget_bytes = int(budget_mb * 1024 * 1024)
         self.min_tokens = min_tokens
         self.stats = PrefixStats()
+        # One row's prefix per entry: keys and values of [1, H_kv, P, D] per layer.
         self._entries: OrderedDict[tuple[str, tuple[int, ...]], LayerKV] = OrderedDict()
         self._bytes = 0
 
@@ -106,11 +103,6 @@ class PrefixCache:
         """Forget every entry; called whenever the served adapters change."""
         self._entries.clear()
         self._bytes = 0
-
-
-def cache_layers(past: object) -> LayerKV:
-    """(keys, values) per layer out of a model's returned cache."""
-    return [(layer.keys, layer.values) for layer in past.layers]
 
 
 def build_batch(rows: list[PromptIds], kvs: list[LayerKV | None], pad_id: int,

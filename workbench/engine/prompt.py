@@ -24,6 +24,20 @@ from workbench.errors import InputError
 Messages = list[dict[str, str]]
 
 
+class ContextLengthError(InputError):
+    """A conversation that does not fit the context window and may not be shortened."""
+
+    def __init__(self, tokens: int, budget: int, window: int | None = None,
+                 max_new_tokens: int | None = None) -> None:
+        self.tokens, self.budget = tokens, budget
+        limits = (f"This model's maximum context length is {window} tokens, and prompts may use at "
+                  f"most {budget} of them with max_tokens={max_new_tokens}" if window else
+                  f"Prompts may use at most {budget} tokens")
+        super().__init__(f"{limits}; your messages resulted in {tokens} tokens. Shorten the "
+                         "conversation, lower max_tokens, or let the oldest turns be dropped "
+                         "(\"truncate\": true).", param="messages")
+
+
 @dataclass(frozen=True)
 class FittedPrompt:
     """A templated prompt that fits the budget."""
@@ -72,12 +86,15 @@ class Prompter:
             return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def fit(self, messages: Messages, budget: int, min_prefix: int,
-            cut_last: bool = False) -> FittedPrompt:
+            cut_last: bool = False, truncate: bool = True) -> FittedPrompt:
         """The prompt with the fewest oldest turns dropped that fits ``budget`` tokens;
-        with ``cut_last``, the newest message's text is shortened when that is not enough."""
+        with ``cut_last``, the newest message's text is shortened when that is not enough.
+        Without ``truncate`` nothing is dropped: a prompt over budget is refused."""
         head, turns = split_turns(messages)
         dropped = 0
         ids = self.ids(messages)
+        if len(ids) > budget and not truncate:
+            raise ContextLengthError(len(ids), budget)
         while len(ids) > budget and len(turns) - dropped > 1:
             dropped += 1
             ids = self.ids(head + [m for t in turns[dropped:] for m in t])

@@ -5,11 +5,14 @@ imports torch, so the scheduler and the UI can use it freely.
 """
 from __future__ import annotations
 
+import asyncio
+import collections
 import enum
 import itertools
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 BASE_ADAPTER = "__base__"
@@ -110,6 +113,84 @@ class RequestMetrics:
         return self.completion_tokens / (gen_ms / 1000.0)
 
 
+class TokenQueue:
+    """A request's text pieces as the engine produces them; ``None`` marks the end.
+
+    The engine's thread puts; a reader takes them with a blocking ``get`` (sync code) or an
+    awaited ``aget`` (the API's event loop), and several queues can wake one reader
+    (``watch``), so nothing polls and no thread is spent per request.
+    """
+
+    def __init__(self) -> None:
+        self._items: collections.deque[str | None] = collections.deque()
+        self._cond = threading.Condition()
+        self._watchers: list[Callable[[], None]] = []
+
+    def put(self, piece: str | None) -> None:
+        with self._cond:
+            self._items.append(piece)
+            self._cond.notify_all()
+            watchers = tuple(self._watchers)
+        for wake in watchers:
+            wake()
+
+    def get(self, timeout: float | None = None) -> str | None:
+        """The next piece, waiting for it; raises ``queue.Empty`` after ``timeout`` seconds."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._items, timeout):
+                raise queue.Empty
+            return self._items.popleft()
+
+    def get_nowait(self) -> str | None:
+        with self._cond:
+            if not self._items:
+                raise queue.Empty
+            return self._items.popleft()
+
+    def empty(self) -> bool:
+        with self._cond:
+            return not self._items
+
+    def watch(self, wake: Callable[[], None]) -> Callable[[], None]:
+        """Call ``wake()`` (on the engine's thread) after every put; returns the un-watch."""
+        with self._cond:
+            self._watchers.append(wake)
+
+        def unwatch() -> None:
+            with self._cond:
+                if wake in self._watchers:
+                    self._watchers.remove(wake)
+        return unwatch
+
+    async def aget(self) -> str | None:
+        """The next piece, awaited on the running event loop."""
+        loop = asyncio.get_running_loop()
+        while True:
+            ready = asyncio.Event()
+            with self._cond:
+                if self._items:
+                    return self._items.popleft()
+                unwatch = self._watch_from_loop(loop, ready)
+            try:
+                await ready.wait()
+            finally:
+                unwatch()
+
+    def _watch_from_loop(self, loop: asyncio.AbstractEventLoop, ready: asyncio.Event) -> Callable[[], None]:
+        def wake() -> None:
+            try:
+                loop.call_soon_threadsafe(ready.set)
+            except RuntimeError:  # the loop closed (server shutting down): nobody to wake
+                pass
+        self._watchers.append(wake)  # the caller holds the condition
+
+        def unwatch() -> None:
+            with self._cond:
+                if wake in self._watchers:
+                    self._watchers.remove(wake)
+        return unwatch
+
+
 @dataclass
 class Request:
     """One chat completion moving through the engine."""
@@ -153,7 +234,7 @@ class Request:
     # Set by cancel(); the engine checks it every step.
     cancel_event: threading.Event = field(default_factory=threading.Event, repr=False)
     # Text pieces for streaming consumers; None marks the end.
-    stream: "queue.Queue[str | None]" = field(default_factory=queue.Queue, repr=False)
+    stream: TokenQueue = field(default_factory=TokenQueue, repr=False)
     # Set once the request is done, whatever the outcome.
     done_event: threading.Event = field(default_factory=threading.Event, repr=False)
 
@@ -203,3 +284,35 @@ class Completion:
         return cls(req.request_id, req.adapter, req.output_text, req.status, req.finish_reason,
                    req.metrics, req.error, tuple(req.output_token_ids), req.truncated_turns,
                    req.cut_tokens)
+
+
+@dataclass(frozen=True)
+class RequestSpec:
+    """One prompt for generate_many (batch work: eval runs, the benchmark)."""
+
+    # Chat messages, as for submit.
+    messages: list[dict[str, str]]
+    # Adapter name, or None for base.
+    adapter: str | None = None
+    # Cap on generated tokens.
+    max_new_tokens: int = 128
+    # Decoding settings (greedy by default).
+    sampling: SamplingParams = field(default_factory=SamplingParams)
+    # Batch work by default: interactive requests go first.
+    priority: Priority = Priority.BATCH
+
+
+@dataclass(frozen=True)
+class EngineSnapshot:
+    """What a backend is doing right now, for gauges and the Monitor tab."""
+
+    # Requests admitted now (prefilling, decoding or preempted), and waiting to be admitted.
+    running: int
+    waiting: int
+    # Adapter keys of running and of waiting requests.
+    running_adapters: tuple[str, ...]
+    waiting_adapters: tuple[str, ...]
+    # Adapters loaded now.
+    loaded_adapters: tuple[str, ...]
+    # How decode steps run (``StaticDecoder.describe``; "eager" without decode graphs).
+    decode: str = "eager"

@@ -28,10 +28,10 @@ import torch
 from transformers import DynamicCache
 
 from workbench.config import EngineConfig
-from workbench.engine.batch import (RunningBatch, new_cache, pack_rows, positions_of,
+from workbench.engine.batch import (LayerKV, RunningBatch, new_cache, pack_rows, positions_of,
                                     stack_prefixes)
 from workbench.engine.capture import StaticDecoder, resolve_mode
-from workbench.engine.prefix import LayerKV, PrefixCache, PromptIds
+from workbench.engine.prefix import PrefixCache, PromptIds
 from workbench.engine.prompt import Prompter
 from workbench.engine.request import BASE_ADAPTER, Request
 from workbench.engine import sampling
@@ -122,8 +122,12 @@ class ModelRunner:
         if self.static is not None:
             self.static.adapters_changed()
 
+    def context_window(self) -> int | None:
+        """The base's context window (prompt plus answer) in tokens, when its config says."""
+        return getattr(self.loaded.model.config, "max_position_embeddings", None)
+
     def prompt_budget(self, max_new_tokens: int) -> int:
-        window = getattr(self.loaded.model.config, "max_position_embeddings", None) or 10**6
+        window = self.context_window() or 10**6
         return max(16, min(self.config.max_prompt_tokens, window - max_new_tokens))
 
     def kv_bytes_per_token(self) -> int:

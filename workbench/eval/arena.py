@@ -26,7 +26,7 @@ import pandas as pd
 
 from workbench.config import connect_db, db_path
 from workbench.errors import InputError
-from workbench.pii import mask_pii
+from workbench.domain.pii import mask_pii
 
 VOTES = ("a", "b", "tie", "both_bad")
 VOTE_LABELS = {"a": "A is better", "b": "B is better", "tie": "Tie", "both_bad": "Both are bad"}

@@ -11,7 +11,7 @@ from plotly.subplots import make_subplots
 
 from workbench.eval.metrics import summarize
 from workbench.eval.summary import METRIC_LABELS, summary_tables
-from workbench.textfmt import human_duration
+from workbench.console.textfmt import human_duration
 
 BAR_ROW_PX = 210
 

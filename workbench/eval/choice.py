@@ -1,6 +1,6 @@
 """Multiple-choice scoring of eval items by log-likelihood, through the engine.
 
-Every label's choice text is scored after the item's prompt (``engine.loglik``); the item
+Every label's choice text is scored after the item's prompt (``Backend.loglik``); the item
 gets two scores next to its generation scores: ``loglik`` (the choice with the highest summed
 log-probability is the expected label: ``acc``) and ``loglik_norm`` (highest per token:
 ``acc_norm``). Neither counts towards resolution, which stays a property of the answer.
@@ -11,16 +11,14 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
-from workbench.engine import loglik
+from workbench.backends.base import Backend
 from workbench.engine.loglik import ChoiceItem, ChoiceScores
 from workbench.eval.schema import EvalItem, Score
 
 if TYPE_CHECKING:
-    from workbench.engine import Engine
     from workbench.eval.suite import Suite
 
 log = logging.getLogger(__name__)
-SCORE_NAMES = ("loglik", "loglik_norm")
 # Items per trip to the engine's worker: small enough that chat turns waiting behind an
 # eval run are served between trips.
 ITEMS_PER_CALL = 8
@@ -34,11 +32,11 @@ class Work(Protocol):
     variant: str
 
 
-def choice_scores(engine: "Engine", work: Sequence[Work],
+def choice_scores(backend: Backend, work: Sequence[Work],
                   progress: Callable[[int, int], None] | None = None) -> dict[Key, dict[str, Score]]:
     """Log-likelihood scores of every multiple-choice work item, keyed by (suite, item, variant)."""
-    if getattr(engine, "runner", None) is None:  # a remote backend: no prompt log-probs here
-        log.info("backend has no local model: log-likelihood choice scores skipped")
+    if not backend.capabilities.loglik:  # a remote server: no prompt log-probs here
+        log.info("the backend gives no prompt log-probabilities: choice scores skipped")
         return {}
     todo = [w for w in work if w.suite.options.multiple_choice and w.item.expected.intent]
     out: dict[Key, dict[str, Score]] = {}
@@ -46,8 +44,7 @@ def choice_scores(engine: "Engine", work: Sequence[Work],
     for chunk in _calls(todo):
         items = [ChoiceItem(w.suite.choice_messages(w.item), w.suite.options.choices, w.variant)
                  for w in chunk]
-        results = engine.call_between_batches(lambda: loglik.score(engine.runner, items),
-                                              timeout=600.0)
+        results = backend.loglik(items)
         for w, res in zip(chunk, results):
             out[(w.suite.name, w.item.id, w.variant)] = item_scores(w.suite.labels, w.item, res)
         done += len(chunk)

@@ -16,7 +16,7 @@ from functools import lru_cache
 from lingua import IsoCode639_1, Language, LanguageDetector, LanguageDetectorBuilder
 
 from workbench.eval.textnorm import normalize
-from workbench.langs import LANGUAGES
+from workbench.domain.langs import LANGUAGES
 
 LATIN_LANGS = {"en", "es", "fr", "de", "pt", "it", "tr", "id", "vi"}
 SCRIPT_OF = {"ru": "cyrillic", "ar": "arabic", "th": "thai", "ko": "hangul", "zh": "cjk",

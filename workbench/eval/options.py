@@ -12,27 +12,20 @@
 
 Generation is always scored as before, so one run shows both. A run with decoding
 ``constrained`` (or ``both``) evaluates a suite that has ``structured_output`` under that
-grammar, reported as its own suite ``<name>:constrained`` next to the free one.
+grammar, reported as its own suite ``<name>:constrained`` next to the free one (see
+``decoding``).
 """
 from __future__ import annotations
 
-import dataclasses
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from workbench.engine.request import SamplingParams, StructuredOutput
-from workbench.errors import SuiteError, UnknownNameError, unknown_name_message
+from workbench.engine.request import StructuredOutput
+from workbench.errors import SuiteError, unknown_name_message
 from workbench.eval.fewshot import FewShot, parse_fewshot
 
-if TYPE_CHECKING:
-    from workbench.eval.suite import Suite
-
 OUTPUT_TYPES = ("generate_until", "multiple_choice")
-DECODINGS = ("free", "constrained", "both")
-CONSTRAINED_SUFFIX = ":constrained"
 
 
 @dataclass(frozen=True)
@@ -116,38 +109,3 @@ def _structured(raw: object, fail) -> StructuredOutput:
             not all(isinstance(c, str) and c for c in choice):
         fail("structured_output", "choice must be a non-empty list of non-empty strings.")
     return StructuredOutput(choice=tuple(choice))
-
-
-# ---- decoding modes of a run -----------------------------------------------------------
-def constrained_copy(suite: "Suite") -> "Suite":
-    """The suite decoded under its grammar, named ``<name>:constrained``."""
-    if suite.options.structured is None:
-        raise SuiteError(f"Suite '{suite.name}' has no structured_output to constrain decoding with.")
-    return dataclasses.replace(suite, name=suite.name + CONSTRAINED_SUFFIX,
-                               options=dataclasses.replace(suite.options, constrained=True))
-
-
-def with_decoding(suites: Sequence["Suite"], decoding: str) -> list["Suite"]:
-    """The suites a run covers for ``decoding``: free, constrained (where a suite has a
-    grammar; others stay free), or both (each constrained copy right after its suite)."""
-    if decoding not in DECODINGS:
-        raise UnknownNameError("decoding", decoding, DECODINGS)
-    out: list["Suite"] = []
-    for s in suites:
-        has = s.options.structured is not None
-        if decoding != "constrained" or not has:
-            out.append(s)
-        if decoding != "free" and has:
-            out.append(constrained_copy(s))
-    return out
-
-
-def as_recorded(suite: "Suite", name: str) -> "Suite":
-    """The suite as a run recorded it under ``name`` (its constrained copy, or itself)."""
-    return constrained_copy(suite) if name == suite.name + CONSTRAINED_SUFFIX else suite
-
-
-def sampling_for(suite: "Suite") -> SamplingParams:
-    """Greedy decoding, under the suite's grammar when this copy is constrained."""
-    opts = suite.options
-    return SamplingParams(structured=opts.structured if opts.constrained else None)

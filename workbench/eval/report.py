@@ -20,7 +20,7 @@ from workbench.eval.store import EvalStore, RunRecord
 from workbench.eval.charts import figures
 from workbench.eval.summary import (COLUMN_TITLES, KEY_COLUMNS, PROPORTIONS, SCORE_METRICS,
                                     summary_tables)
-from workbench.textfmt import human_duration
+from workbench.console.textfmt import human_duration
 
 __all__ = ["summary_tables", "display_table", "scores_table", "latency_table", "compare_runs",
            "variant_differences", "export_csv", "write_html_report"]

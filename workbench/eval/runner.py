@@ -11,23 +11,39 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
+from workbench.adapters.registry import AdapterVersion
+from workbench.backends.base import Backend, ModelIdentity
 from workbench.engine import BASE_ADAPTER, BASE_LABEL, BASE_NAMES, Completion, RequestSpec
 from workbench.errors import InputError, StoreError, UnknownNameError
 from workbench.eval.choice import choice_scores
+from workbench.eval.decoding import as_recorded, sampling_for, with_decoding
 from workbench.eval.metrics import VariantSummary, item_outcome, variant_summaries
-from workbench.eval.options import as_recorded, sampling_for, with_decoding
 from workbench.eval.schema import EvalItem
 from workbench.eval.scorers import score_all
 from workbench.eval.store import (EvalStore, ItemResult, RunRecord, SuiteRef, new_run_id,
                                   package_versions)
 from workbench.eval.suite import Suite, load_suite
 
-if TYPE_CHECKING:
-    from workbench.service import Workbench
-
 ProgressFn = Callable[[int, int], None]
+
+
+class EvalHost(Protocol):
+    """What a run needs of the service that serves the variants (``service.Workbench``),
+    stated here: the eval layer sits below the service and does not import it."""
+
+    # The base model; its name, id, precision and device go into the run record.
+    loaded: ModelIdentity
+    # The backend that generates the answers and scores the choices.
+    engine: Backend
+    # Backend adapter name -> the registry version it serves.
+    served: dict[str, AdapterVersion]
+
+    @property
+    def variants(self) -> list[str]: ...
+
+    def variant_label(self, variant: str) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -59,7 +75,7 @@ class WorkItem:
     variant: str
 
 
-def resolve_variants(wb: "Workbench", names: Iterable[str]) -> list[str]:
+def resolve_variants(wb: EvalHost, names: Iterable[str]) -> list[str]:
     """``base`` -> ``__base__``; ``name@version`` of a served adapter -> its name; order kept."""
     by_ref = {v.ref: name for name, v in wb.served.items()}
     out: list[str] = []
@@ -75,7 +91,7 @@ def resolve_variants(wb: "Workbench", names: Iterable[str]) -> list[str]:
     return out
 
 
-def run_eval(wb: "Workbench", suites: Sequence[str | Path | Suite] = (),
+def run_eval(wb: EvalHost, suites: Sequence[str | Path | Suite] = (),
              variants: Sequence[str] = (), limit: int | None = None,
              progress: ProgressFn | None = None, run_id: str | None = None,
              store: EvalStore | None = None,
@@ -113,7 +129,7 @@ def run_eval(wb: "Workbench", suites: Sequence[str | Path | Suite] = (),
     return RunResult(record.run_id, status, record.total, done, generated, variant_summaries(frame))
 
 
-def _prepare_new(wb: "Workbench", store: EvalStore, suites: Sequence[str | Path | Suite],
+def _prepare_new(wb: EvalHost, store: EvalStore, suites: Sequence[str | Path | Suite],
                  variants: Sequence[str], limit: int | None,
                  decoding: str = "free") -> tuple[RunRecord, list[Suite]]:
     if limit is not None and limit < 1:
@@ -131,15 +147,14 @@ def _prepare_new(wb: "Workbench", store: EvalStore, suites: Sequence[str | Path 
         device=str(wb.loaded.device), variants=names,
         adapters={v: wb.variant_label(v) for v in names}, suites=refs, limit=limit,
         total=sum(r.n_items for r in refs) * len(names),
-        # A remote backend adds its URL and the server's model list (``backend_record``).
-        engine={**dataclasses.asdict(wb.engine.config),
-                **getattr(wb.engine, "backend_record", dict)()},
+        # A remote backend adds its URL and the server's model list.
+        engine={**dataclasses.asdict(wb.engine.config), **wb.engine.describe()},
         packages=package_versions())
     store.create_run(record)
     return record, loaded
 
 
-def _prepare_resume(wb: "Workbench", store: EvalStore, run_id: str) -> tuple[RunRecord, list[Suite]]:
+def _prepare_resume(wb: EvalHost, store: EvalStore, run_id: str) -> tuple[RunRecord, list[Suite]]:
     """The run's record and suites, refusing anything that would mix results of two setups."""
     record = store.get_run(run_id)
     if record.model != wb.loaded.name:
@@ -166,7 +181,7 @@ def _work_items(suites: list[Suite], variants: list[str], limit: int | None) -> 
     return [WorkItem(s, item, v) for s in suites for item in s.sample(limit) for v in variants]
 
 
-def _generate(wb: "Workbench", store: EvalStore, record: RunRecord, work: list[WorkItem],
+def _generate(wb: EvalHost, store: EvalStore, record: RunRecord, work: list[WorkItem],
               already: int, progress: ProgressFn | None,
               extra: dict[tuple[str, str, str], dict] | None = None) -> int:
     """Send the work through the engine; score and store each answer as it completes."""

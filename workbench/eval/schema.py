@@ -40,7 +40,7 @@ class EvalItem:
 
     # Unique id inside its suite.
     id: str
-    # Customer language code (one of workbench.langs.LANGUAGES).
+    # Customer language code (one of workbench.domain.langs.LANGUAGES).
     lang: str
     # The customer's message.
     text: str

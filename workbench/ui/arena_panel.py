@@ -8,21 +8,19 @@ both answers, masked (``workbench.eval.arena``).
 from __future__ import annotations
 
 import random
-import time
 from dataclasses import dataclass
 
 import gradio as gr
 import pandas as pd
 
-from workbench.chatlog import new_conversation_id
-from workbench.engine import BASE_ADAPTER, Request, SamplingParams
+from workbench.engine.request import BASE_ADAPTER, Request, SamplingParams
 from workbench.errors import InputError, WorkbenchError
 from workbench.eval.arena import VOTE_LABELS, VOTES, ArenaStore, Vote, leaderboard
-from workbench.policy import system_prompt
-from workbench.service import Workbench
+from workbench.service.turns import Face, TurnHandle, TurnRequest, stream_together
+from workbench.service.workbench import Workbench
+from workbench.store.chatlog import new_conversation_id
 from workbench.ui.common import guard
 
-STREAM_INTERVAL_S = 0.05
 _RNG = random.SystemRandom()
 
 
@@ -40,9 +38,13 @@ class ArenaRound:
     lang: str
     region: str
     conversation_id: str
-    requests: tuple[Request, Request]
+    handles: tuple[TurnHandle, TurnHandle]
     # Set once a vote is stored, so a round is voted on only once.
     voted: bool = False
+
+    @property
+    def requests(self) -> tuple[Request, Request]:
+        return self.handles[0].request, self.handles[1].request
 
 
 def draw_pair(variants: list[str], rng: random.Random | None = None) -> tuple[str, str]:
@@ -65,18 +67,20 @@ def start_round(wb: Workbench, question: str, lang: str, region: str, grounded: 
     if not question:
         raise InputError("Type a customer question first.")
     a, b = draw_pair(wb.variants, rng)
-    messages = [{"role": "system", "content": system_prompt(lang, region, grounded)},
-                {"role": "user", "content": question}]
     sampling = SamplingParams(temperature=float(temperature),
                               repetition_penalty=float(repetition_penalty))
-    req_a = wb.engine.submit(messages, a, sampling, int(max_new_tokens), cut_last=True)
+    conv = new_conversation_id()
+    turns = [TurnRequest.question(v, question, Face.ARENA, lang=lang, region=region, grounded=grounded,
+                                  sampling=sampling, max_new_tokens=int(max_new_tokens), pane=side,
+                                  conversation_id=conv) for v, side in ((a, "a"), (b, "b"))]
+    handle_a = wb.serve_turn(turns[0])
     try:
-        req_b = wb.engine.submit(messages, b, sampling, int(max_new_tokens), cut_last=True)
+        handle_b = wb.serve_turn(turns[1])
     except WorkbenchError:
-        wb.engine.cancel(req_a.request_id)
+        handle_a.cancel("its twin was refused")
         raise
-    return ArenaRound(a, b, label(wb, a), label(wb, b), question, lang, region,
-                      new_conversation_id(), (req_a, req_b))
+    return ArenaRound(a, b, label(wb, a), label(wb, b), question, lang, region, conv,
+                      (handle_a, handle_b))
 
 
 def record_vote(store: ArenaStore, rnd: ArenaRound | None, vote: str, model: str | None = None) -> str:
@@ -122,17 +126,11 @@ def build_arena_panel(wb: Workbench, lang: gr.Dropdown, region: gr.Dropdown,
         r = start_round(wb, q, lang_v, region_v, grounded_v, max_new_v, temp, rep)
         texts = ["", ""]
         off = [gr.update(interactive=False)] * len(VOTES)
-        while True:
-            done = all(req.done_event.is_set() for req in r.requests)
-            for k, req in enumerate(r.requests):
-                while not req.stream.empty():
-                    piece = req.stream.get_nowait()
-                    texts[k] += piece or ""
-            if done:
-                break
+        for batch in stream_together(r.handles):
+            for k, piece in batch:
+                texts[k] += piece
             yield (r, _history(r.question, r.requests[0], texts[0]),
                    _history(r.question, r.requests[1], texts[1]), "", *off)
-            time.sleep(STREAM_INTERVAL_S)
         on = [gr.update(interactive=True)] * len(VOTES)
         yield (r, _history(r.question, r.requests[0], r.requests[0].output_text),
                _history(r.question, r.requests[1], r.requests[1].output_text), "", *on)

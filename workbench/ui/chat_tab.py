@@ -1,56 +1,45 @@
 """Chat tab, arena style: one question, base on the left, an adapter on the right, both streaming.
 
-Both requests go to the same engine at the same moment, so they normally share one batch
-(a mixed-adapter batch over the one copy of the base weights).
+Both turns go to the service at the same moment, so they normally share one batch (a
+mixed-adapter batch over the one copy of the base weights). Every face serves its turns
+through ``Workbench.serve_turn``; the service records them.
 """
 from __future__ import annotations
 
-import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import gradio as gr
 
-from workbench.chatlog import ChatTurn, new_conversation_id
-from workbench.engine import BASE_ADAPTER, Request, SamplingParams
+from workbench.console.textfmt import human_duration
+from workbench.domain.langs import (RTL_LANGUAGES, example_questions, language_choices, region_choices,
+                                    suggested_region)
+from workbench.engine.request import BASE_ADAPTER, Request, SamplingParams
 from workbench.errors import WorkbenchError
-from workbench.langs import (RTL_LANGUAGES, example_questions, language_choices, region_choices,
-                             suggested_region)
-from workbench.policy import system_prompt
-from workbench.service import Workbench
-from workbench.textfmt import human_duration
-from workbench.ui.common import guard, refuse
-from workbench.ui.routes_panel import build_customer_view
+from workbench.service.turns import Face, TurnHandle, TurnRequest, stream_together
+from workbench.service.workbench import Workbench
+from workbench.store.chatlog import new_conversation_id
 from workbench.ui.arena_panel import build_arena_panel
-
-STREAM_INTERVAL_S = 0.05
+from workbench.ui.common import guard, history_messages, refuse
+from workbench.ui.routes_panel import build_customer_view
 
 
 @dataclass
 class PaneRun:
-    """One pane's request while it streams."""
+    """One pane's turn while it streams."""
 
     # "left" or "right".
     pane: str
     # Variant key: "__base__" or an adapter name.
     variant: str
-    # The engine request.
-    request: Request
+    # The turn the service is serving.
+    handle: TurnHandle
     # The pane's chat history, ending with the streaming assistant message.
     history: list[dict]
 
-
-def history_messages(history: list[dict]) -> list[dict[str, str]]:
-    """Chatbot history -> plain chat messages (drops UI metadata)."""
-    return [{"role": m["role"], "content": _text(m["content"])} for m in history
-            if m.get("role") in ("user", "assistant")]
-
-
-def _text(content: object) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):  # Gradio 6 may hand back [{"type": "text", "text": ...}]
-        return "".join(c.get("text", "") for c in content if isinstance(c, dict))
-    return str(content)
+    @property
+    def request(self) -> Request:
+        return self.handle.request
 
 
 def stats_line(req: Request) -> str:
@@ -88,44 +77,33 @@ def limit_notices(req: Request) -> list[str]:
 
 def start_runs(wb: Workbench, text: str, lang: str, region: str, grounded: bool,
                right_variant: str, left: list[dict], right: list[dict], max_new_tokens: int,
-               temperature: float, repetition_penalty: float = 1.0) -> list[PaneRun]:
-    """Submit the question to both panes' variants at once."""
-    system = {"role": "system", "content": system_prompt(lang, region, grounded)}
+               temperature: float, repetition_penalty: float = 1.0, conv_id: str = "",
+               user: str | None = None) -> list[PaneRun]:
+    """Serve the question to both panes' variants at once."""
     sampling = SamplingParams(temperature=float(temperature),
                               repetition_penalty=float(repetition_penalty))
     runs: list[PaneRun] = []
     try:
         for pane, variant, hist in (("left", BASE_ADAPTER, left), ("right", right_variant, right)):
-            msgs = [system, *history_messages(hist), {"role": "user", "content": text}]
-            req = wb.engine.submit(msgs, variant, sampling, int(max_new_tokens), cut_last=True)
-            new_hist = [*hist, {"role": "user", "content": text},
-                        {"role": "assistant", "content": ""}]
-            runs.append(PaneRun(pane, variant, req, new_hist))
+            turn = TurnRequest.question(variant, text, Face.CHAT, history_messages(hist), lang=lang,
+                                        region=region, grounded=grounded, sampling=sampling,
+                                        max_new_tokens=int(max_new_tokens), user=user, pane=pane,
+                                        conversation_id=conv_id)
+            new_hist = [*hist, {"role": "user", "content": text}, {"role": "assistant", "content": ""}]
+            runs.append(PaneRun(pane, variant, wb.serve_turn(turn), new_hist))
     except WorkbenchError:
         for run in runs:  # the twin was refused: do not leave one pane answering alone
-            wb.engine.cancel(run.request.request_id)
+            run.handle.cancel("its twin was refused")
         raise
     return runs
 
 
-def drain(run: PaneRun) -> None:
-    """Move whatever text arrived into the pane's last message."""
-    while not run.request.stream.empty():
-        piece = run.request.stream.get_nowait()
-        if piece is not None:
-            run.history[-1]["content"] += piece
-
-
-def record_turns(wb: Workbench, runs: list[PaneRun], conv_id: str, text: str, lang: str,
-                 region: str, grounded: bool) -> list[str]:
-    ids = []
-    for run in runs:
-        m = run.request.metrics
-        ids.append(wb.chatlog.record(ChatTurn(
-            conv_id, lang, region, grounded, run.pane, wb.variant_label(run.variant),
-            wb.loaded.name, text, run.request.output_text, m.total_ms, m.ttft_ms,
-            m.tokens_per_s, m.batch_size)))
-    return ids
+def stream_runs(runs: list[PaneRun]) -> Iterator[None]:
+    """Move text into the panes' last messages as it arrives; one step per wake-up."""
+    for batch in stream_together([r.handle for r in runs]):
+        for i, piece in batch:
+            runs[i].history[-1]["content"] += piece
+        yield None
 
 
 def build_chat_tab(wb: Workbench, tab: gr.Tab) -> None:
@@ -177,44 +155,35 @@ def build_chat_tab(wb: Workbench, tab: gr.Tab) -> None:
     customer = build_customer_view(wb, dict(lang=lang, region=region, grounded=grounded,
                                             max_new=max_new, temperature=temperature,
                                             rep_penalty=rep_penalty, conv_id=conv_id),
-                                   stats_line, history_messages, drain)
+                                   stats_line)
     mode.change(lambda m: [gr.update(visible=(m == "Customer view") == show)
                            for show in (True, False, False, False, False)],
                 mode, [customer, arena_row, input_row, button_row, right_variant])
     build_arena_panel(wb, lang, region, grounded, max_new, temperature, rep_penalty)
 
     @guard
-    def on_send(msg, lang_v, region_v, grounded_v, variant, left, right, conv, max_new_v, temp, rep):
+    def on_send(msg, lang_v, region_v, grounded_v, variant, left, right, conv, max_new_v, temp, rep,
+                request: gr.Request):
         msg = (msg or "").strip()
         if not msg:
             refuse("Type a customer question first.")
         runs = start_runs(wb, msg, lang_v, region_v, grounded_v, variant or BASE_ADAPTER,
-                          left or [], right or [], max_new_v, temp, rep)
-        ids = [r.request.request_id for r in runs]
-        try:
+                          left or [], right or [], max_new_v, temp, rep, conv,
+                          getattr(request, "session_hash", None) or conv)
+        ids = [r.handle.id for r in runs]
+        yield "", runs[0].history, runs[1].history, "…", "…", ids, ["", ""]
+        for _ in stream_runs(runs):  # a reader that goes away cancels both turns
             yield "", runs[0].history, runs[1].history, "…", "…", ids, ["", ""]
-            while not all(r.request.done_event.is_set() for r in runs):
-                time.sleep(STREAM_INTERVAL_S)
-                for r in runs:
-                    drain(r)
-                yield "", runs[0].history, runs[1].history, "…", "…", ids, ["", ""]
-        finally:
-            # A reader that went away (closed tab, failed event) frees both slots at once.
-            for r in runs:
-                if not r.request.done_event.is_set():
-                    wb.engine.cancel(r.request.request_id)
-        for r in runs:
-            drain(r)
-        saved = record_turns(wb, runs, conv, msg, lang_v, region_v, grounded_v)
+        wb.wait_recorded(ids)  # ratings need the stored answers
         yield ("", runs[0].history, runs[1].history, stats_line(runs[0].request),
-               stats_line(runs[1].request), [], saved)
+               stats_line(runs[1].request), [], ids)
 
     outputs = [text, left_bot, right_bot, left_stats, right_stats, active, turn_ids]
     inputs = [text, lang, region, grounded, right_variant, left_bot, right_bot, conv_id,
               max_new, temperature, rep_penalty]
     send.click(on_send, inputs, outputs, concurrency_limit=None)
     text.submit(on_send, inputs, outputs, concurrency_limit=None)
-    stop.click(lambda ids: [wb.engine.cancel(i) for i in ids] and None, active, None)
+    stop.click(lambda ids: [wb.cancel_turn(i) for i in ids] and None, active, None)
     clear.click(lambda: ([], [], "", "", new_conversation_id()), None,
                 [left_bot, right_bot, left_stats, right_stats, conv_id])
     example.input(lambda q: q if q else gr.skip(), example, text)
@@ -259,9 +228,9 @@ def _rate(wb: Workbench, idx: int, field: str):
         if value is None or not ids or not ids[idx]:
             return
         if field == "rating":
-            wb.chatlog.rate(ids[idx], rating=int(value))
+            wb.rate(ids[idx], rating=int(value))
         else:
-            wb.chatlog.rate(ids[idx], resolved=value == "yes")
+            wb.rate(ids[idx], resolved=value == "yes")
         gr.Info("Saved.")
 
     return save

@@ -50,3 +50,17 @@ def guard(fn: Callable[..., Any]) -> Callable[..., Any]:
         except WorkbenchError as exc:
             return _warn(exc)
     return run
+
+
+def history_messages(history: list[dict]) -> list[dict[str, str]]:
+    """Chatbot history -> plain chat messages (drops UI metadata)."""
+    return [{"role": m["role"], "content": _text(m["content"])} for m in history
+            if m.get("role") in ("user", "assistant")]
+
+
+def _text(content: object) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):  # Gradio 6 may hand back [{"type": "text", "text": ...}]
+        return "".join(c.get("text", "") for c in content if isinstance(c, dict))
+    return str(content)

@@ -24,7 +24,7 @@ from workbench.eval.report import (compare_runs, export_csv, latency_table,
 from workbench.eval.runner import RunResult, run_eval
 from workbench.eval.store import EvalStore
 from workbench.eval.suite import list_suites, load_suite
-from workbench.service import Workbench
+from workbench.service.workbench import Workbench
 from workbench.ui.arena_panel import build_arena_leaderboard
 from workbench.ui.common import guard, refuse
 

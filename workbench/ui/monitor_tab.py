@@ -1,6 +1,6 @@
 """Monitor tab: live serving figures over the last 5, 15 or 60 minutes.
 
-Every figure comes from the workbench's telemetry (:mod:`workbench.telemetry`), the same
+Every figure comes from the workbench's telemetry (:mod:`workbench.telemetry.collector`), the same
 ring buffer of finished requests and the same counters ``/metrics`` exports; nothing here
 keeps its own bookkeeping. A ``gr.Timer`` redraws every few seconds while the tab is open.
 
@@ -19,8 +19,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from workbench.service import Workbench
-from workbench.telemetry import RequestRecord, Telemetry, WindowStats, summarize
+from workbench.service.workbench import Workbench
+from workbench.telemetry.collector import RequestRecord, Telemetry, WindowStats, summarize
 
 WINDOWS = {"5 min": 300.0, "15 min": 900.0, "60 min": 3600.0}
 REFRESH_S = 3.0

@@ -2,7 +2,7 @@
 
 The route view shows each arm's share and figures (turns, resolution and rating with 95%
 intervals, TTFT and end-to-end P95, errors), whether promote is allowed and why, and edits
-weights, promotes and rolls back through the same ``workbench.routes`` functions as the CLI
+weights, promotes and rolls back through the same ``workbench.routing.routes`` functions as the CLI
 and the admin API. Changes need the admin token when the server has one (they are logged
 with its id) and are off when it has none, as adapter administration is.
 
@@ -12,22 +12,16 @@ route and arm, and its rating and "resolved?" feed the route view.
 """
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass
-
 import gradio as gr
 
-from workbench.chatlog import ChatTurn
-from workbench.engine import Request, SamplingParams
+from workbench.engine.request import SamplingParams
 from workbench.errors import AuthError, WorkbenchError
-from workbench.policy import system_prompt
-from workbench.route_report import (REPORT_HEADERS, promote, promote_decision, report_table,
+from workbench.routing.report import (REPORT_HEADERS, promote, promote_decision, report_table,
                                      route_report)
-from workbench.routes import RouteStore, assign, default_store, parse_arms
-from workbench.service import Workbench
-from workbench.ui.common import guard, refuse
-
-STREAM_INTERVAL_S = 0.05
+from workbench.routing.routes import RouteStore, default_store, parse_arms
+from workbench.service.turns import Face, TurnHandle, TurnRequest, stream_together
+from workbench.service.workbench import Workbench
+from workbench.ui.common import guard, history_messages, refuse
 
 
 # ---- route view (Adapters tab) -------------------------------------------------------------
@@ -52,7 +46,7 @@ def route_view(name: str | None) -> tuple[list[list[str]], str]:
 
 def who_from_token(wb: Workbench, token: str | None) -> str:
     """The admin token's id for the audit log; refuses when changes are off or the token is wrong."""
-    if not getattr(wb, "admin_token", None):
+    if not wb.admin_enabled:
         raise AuthError("Route changes are off: start the app with WORKBENCH_ADMIN_TOKEN set to "
                         "enable them (they are logged with the token's id).", status=403)
     return wb.check_admin((token or "").strip() or None)
@@ -132,45 +126,24 @@ def build_routes_panel(wb: Workbench) -> None:
 
 
 # ---- customer view (Chat tab) --------------------------------------------------------------
-@dataclass
-class CustomerRun:
-    """One routed question while it streams."""
-
-    route: str
-    arm: str
-    request: Request
-    history: list[dict]
-
-
-def start_customer_run(wb: Workbench, route_name: str, user_key: str, text: str, lang: str,
-                       region: str, grounded: bool, history: list[dict], max_new_tokens: int,
-                       temperature: float, repetition_penalty: float,
-                       history_messages) -> CustomerRun:
-    """Pick the session's arm on the route and submit the question to it."""
+def start_customer_turn(wb: Workbench, route_name: str, user_key: str, text: str, lang: str,
+                        region: str, grounded: bool, history: list[dict], max_new_tokens: int,
+                        temperature: float, repetition_penalty: float,
+                        conv_id: str = "") -> TurnHandle:
+    """Serve the question through the route: the service picks the session's arm."""
     if not route_name:
         raise WorkbenchError("Pick a route for the customer view (create one in the Adapters tab).")
-    route = default_store().get(route_name)
-    arm = assign(route, user_key)
-    msgs = [{"role": "system", "content": system_prompt(lang, region, grounded)},
-            *history_messages(history), {"role": "user", "content": text}]
+    default_store().get(route_name)  # an unknown route is named, with the known ones
     sampling = SamplingParams(temperature=float(temperature),
                               repetition_penalty=float(repetition_penalty))
-    req, _variant = wb.submit(arm, msgs, sampling, int(max_new_tokens), user=user_key,
-                              cut_last=True)
-    new_hist = [*history, {"role": "user", "content": text}, {"role": "assistant", "content": ""}]
-    return CustomerRun(route.name, arm, req, new_hist)
+    turn = TurnRequest.question(route_name, text, Face.CUSTOMER, history_messages(history),
+                                lang=lang, region=region, grounded=grounded, sampling=sampling,
+                                max_new_tokens=int(max_new_tokens), user=user_key,
+                                conversation_id=conv_id)
+    return wb.serve_turn(turn)
 
 
-def record_customer_turn(wb: Workbench, run: CustomerRun, conv_id: str, text: str, lang: str,
-                         region: str, grounded: bool) -> str:
-    m = run.request.metrics
-    return wb.chatlog.record(ChatTurn(
-        conv_id, lang, region, grounded, "customer", run.arm, wb.loaded.name, text,
-        run.request.output_text, m.total_ms, m.ttft_ms, m.tokens_per_s, m.batch_size,
-        route=run.route, arm=run.arm, error=run.request.error))
-
-
-def build_customer_view(wb: Workbench, inputs: dict, stats_line, history_messages, drain) -> gr.Column:
+def build_customer_view(wb: Workbench, inputs: dict, stats_line) -> gr.Column:
     """A single routed chat pane with its rating row; ``inputs`` holds the tab's shared
     controls (lang, region, grounded, max_new, temperature, rep_penalty, conv_id)."""
     with gr.Column(visible=False, elem_id="chat-customer") as col:
@@ -194,15 +167,14 @@ def build_customer_view(wb: Workbench, inputs: dict, stats_line, history_message
         if not msg:
             refuse("Type a customer question first.")
         key = getattr(request, "session_hash", None) or conv
-        run = start_customer_run(wb, route_name, key, msg, lang, region, grounded,
-                                 hist or [], max_new, temp, rep, history_messages)
-        while not run.request.done_event.is_set():
-            time.sleep(STREAM_INTERVAL_S)
-            drain(run)
-            yield "", run.history, "…", "", None, None
-        drain(run)
-        saved = record_customer_turn(wb, run, conv, msg, lang, region, grounded)
-        yield ("", run.history, f"arm **{run.arm}** · " + stats_line(run.request), saved,
+        handle = start_customer_turn(wb, route_name, key, msg, lang, region, grounded,
+                                     hist or [], max_new, temp, rep, conv)
+        shown = [*(hist or []), {"role": "user", "content": msg}, {"role": "assistant", "content": ""}]
+        for batch in stream_together([handle]):
+            shown[-1]["content"] += "".join(piece for _, piece in batch)
+            yield "", shown, "…", "", None, None
+        wb.wait_recorded([handle.id])  # ratings need the stored answer
+        yield ("", shown, f"arm **{handle.variant.arm}** · " + stats_line(handle.request), handle.id,
                None, None)
 
     ins = [text, route, inputs["lang"], inputs["region"], inputs["grounded"], bot,
@@ -225,9 +197,9 @@ def _rater(wb: Workbench, field: str):
         if value is None or not tid:
             return
         if field == "rating":
-            wb.chatlog.rate(tid, rating=int(value))
+            wb.rate(tid, rating=int(value))
         else:
-            wb.chatlog.rate(tid, resolved=value == "yes")
+            wb.rate(tid, resolved=value == "yes")
         gr.Info("Saved.")
 
     return save

@@ -1,0 +1,2 @@
+"""A/B routes: weighted, sticky arms over adapter versions, their reports and the guarded
+promote rule."""

@@ -1,0 +1,1 @@
+"""What the workbench keeps: served chat turns and their ratings (masked)."""
