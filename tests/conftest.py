@@ -22,11 +22,14 @@ from workbench.adapters.demo import make_random_adapter  # noqa: E402
 from workbench.adapters.registry import Registry  # noqa: E402
 from workbench.store.chatlog import ChatLog  # noqa: E402
 from workbench.config import engine_preset  # noqa: E402
+from pghelp import Cluster, drop_database, ensure_cluster, new_database  # noqa: E402
+
 from workbench.backends.local import LocalBackend  # noqa: E402
 from workbench.engine import Engine  # noqa: E402
 from workbench.models.catalog import load_model  # noqa: E402
 from workbench.models.loaded import LoadedModel  # noqa: E402
 from workbench.service.workbench import Workbench  # noqa: E402
+from workbench.store.db import dispose_engine  # noqa: E402
 
 
 @pytest.fixture
@@ -34,9 +37,35 @@ def tmp_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh WORKBENCH_HOME and adapters folder for one test."""
     home = tmp_path / "home"
     monkeypatch.setenv("WORKBENCH_HOME", str(home))
+    monkeypatch.delenv("WORKBENCH_DB_URL", raising=False)  # a test opts in through db_url
     monkeypatch.setenv("WORKBENCH_ADAPTERS", str(tmp_path / "adapters"))
     (tmp_path / "adapters").mkdir()
     return home
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Cluster:
+    """Debian's PostgreSQL, started for the session if it was down."""
+    return ensure_cluster()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_home: Path,
+           monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The shared store on a fresh SQLite file, then on a fresh PostgreSQL database
+    (``WORKBENCH_DB_URL`` set for everything the test starts)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_home / 'workbench.sqlite'}"
+        return
+    cluster = request.getfixturevalue("pg_cluster")
+    name = new_database(cluster)
+    url = cluster.url(name)
+    monkeypatch.setenv("WORKBENCH_DB_URL", url)
+    try:
+        yield url
+    finally:
+        dispose_engine(url)
+        drop_database(cluster, name)
 
 
 @pytest.fixture

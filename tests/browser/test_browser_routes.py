@@ -5,7 +5,9 @@ import time
 
 import pytest
 
-from workbench.routing.routes import RouteStore, parse_arms
+from workbench.routing.routes import parse_arms
+
+from workbench.routing.store import RouteStore
 
 pytestmark = pytest.mark.browser
 

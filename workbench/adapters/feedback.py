@@ -42,6 +42,7 @@ from workbench.eval.langdetect import detect
 from workbench.domain.langs import LANGUAGES
 from workbench.domain.pii import mask_pii
 from workbench.domain.prompts import customer_prompt
+from workbench.store.chatlog import ChatLog
 
 RULES_FILE = DATA_ROOT / "feedback.yaml"
 PHRASES_FILE = DATA_ROOT / "phrases" / "intents.yaml"
@@ -82,10 +83,13 @@ class ExportReport:
     kto_good: int = 0
     dpo: int = 0
     sha256: dict[str, str] = field(default_factory=dict)
+    # Judged answers read, per face that served them (api, chat, customer, arena, cli).
+    by_face: Counter = field(default_factory=Counter)
 
     def as_json(self) -> dict:
         out = asdict(self)
         out["removed"] = {r: int(self.removed.get(r, 0)) for r in RULES}
+        out["by_face"] = dict(sorted(self.by_face.items()))
         return out
 
 
@@ -98,9 +102,10 @@ def _rows(path: Path, table: str) -> list[dict]:
         return [dict(r) for r in db.execute(f"SELECT * FROM {table} ORDER BY created")]
 
 
-def turn_label(rating: int | None, resolved: int | None) -> bool | None:
-    """Good / bad / None (no usable judgement) from a turn's rating and resolved flag."""
-    if resolved == 0 or (rating is not None and rating <= 2):
+def turn_label(rating: int | None, resolved: int | None, escalated: int | None = None) -> bool | None:
+    """Good / bad / None (no usable judgement) from a turn's rating, resolved flag and whether
+    it was handed to a human agent (an escalated answer did not do the job)."""
+    if resolved == 0 or escalated == 1 or (rating is not None and rating <= 2):
         return False
     if (rating is not None and rating >= 4) or resolved == 1:
         return True
@@ -111,9 +116,9 @@ def judged_turns(rows: list[dict]) -> tuple[list[Judged], int]:
     """Judged answers from chat turns, and how many rated turns said nothing usable."""
     out, unclear = [], 0
     for r in rows:
-        if r.get("rating") is None and r.get("resolved") is None:
+        if r.get("rating") is None and r.get("resolved") is None and r.get("escalated") is None:
             continue
-        good = turn_label(r.get("rating"), r.get("resolved"))
+        good = turn_label(r.get("rating"), r.get("resolved"), r.get("escalated"))
         if good is None or r.get("error") or not (r.get("answer_text") or "").strip():
             unclear += 1
             continue
@@ -301,7 +306,11 @@ def export_feedback(out: Path, db: Path | None = None,
         raise InputError(f"{out / clash[0]} already exists; export into a new folder.")
     path = Path(db) if db else db_path()
     report = ExportReport()
-    turns, unclear = judged_turns(_rows(path, "chat_turns"))
+    # Served turns come from the shared store (WORKBENCH_DB_URL when set, unless a file is named).
+    rows = ChatLog(Path(db)).turns() if db else ChatLog().turns()
+    report.by_face.update(r.get("face") or "chat" for r in rows
+                          if any(r.get(k) is not None for k in ("rating", "resolved", "escalated")))
+    turns, unclear = judged_turns(rows)
     votes, ties = judged_votes(_rows(path, "arena_votes"))
     report.read = len(turns) + unclear + len(votes) + ties
     report.removed["unclear_signal"] += unclear + ties

@@ -34,6 +34,10 @@ from workbench.errors import AdapterError, InputError
 # Files kept from an upload; anything else (READMEs of other tools, checkpoints) is dropped.
 KEEP = (CONFIG_FILE, WEIGHTS_FILE, CARD_FILE, "README.md")
 MiB = 1 << 20
+# Longest file or folder name a filesystem takes, and the longest member path accepted (an
+# adapter zip holds a few files, at most two folders deep).
+MAX_NAME_BYTES = 255
+MAX_MEMBER_BYTES = 1024
 
 
 @dataclass(frozen=True)
@@ -60,12 +64,13 @@ def import_adapter(registry: Registry, source: str | Path,
     serves it; without, only its files are checked.
     """
     source = Path(source)
+    kind = _source_kind(source)
     staging = registry.staging_dir("upload-")
     try:
         raw = staging / "raw"
-        if source.is_dir():
+        if kind == "folder":
             _copy_folder(source, raw, limits)
-        elif source.is_file():
+        elif kind == "file":
             safe_extract(source, raw, limits)
         else:
             raise InputError(f"No such file or folder: {source}")
@@ -88,8 +93,22 @@ def import_adapter(registry: Registry, source: str | Path,
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def _source_kind(source: Path) -> str | None:
+    """"folder", "file" or None (not there); InputError for a path no filesystem could hold."""
+    try:
+        return "folder" if source.is_dir() else "file" if source.is_file() else None
+    except OSError as exc:  # ENAMETOOLONG and the like: refused before anything is written
+        shown = str(source) if len(str(source)) <= 80 else f"{str(source)[:60]}…"
+        raise InputError(f"Cannot read {shown}: {exc.strerror or exc}.") from exc
+
+
 def check_member_name(member: str) -> PurePosixPath:
     """The archive path as relative parts, or InputError for anything that could escape."""
+    longest = max((len(p.encode("utf-8", "surrogatepass")) for p in member.split("/")), default=0)
+    if longest > MAX_NAME_BYTES or len(member.encode("utf-8", "surrogatepass")) > MAX_MEMBER_BYTES:
+        shown = member if len(member) <= 60 else f"{member[:60]}…"
+        raise InputError(f"Refused upload: member {shown!r} has a path over {MAX_MEMBER_BYTES} "
+                         f"bytes or a name over {MAX_NAME_BYTES} bytes.")
     if "\x00" in member or "\\" in member:
         raise InputError(f"Refused upload: member {member!r} has a backslash or NUL in its path.")
     if member.startswith("/") or re.match(r"^[A-Za-z]:", member):

@@ -54,7 +54,12 @@ def validate_adapter(path: str | Path, loaded: LoadedModel,
     """Raise AdapterError naming the first problem, or describe a servable adapter."""
     limits = limits or AdapterLimits()
     folder = Path(path)
-    if not folder.is_dir():
+    try:
+        found = folder.is_dir()
+    except OSError as exc:  # a name too long for the filesystem, and the like
+        raise AdapterError(f"Adapter folder {str(folder)[:80]} cannot be read: "
+                           f"{exc.strerror or exc}.") from exc
+    if not found:
         raise AdapterError(f"Adapter folder {folder} does not exist.")
     config = read_config(folder, limits)
     base_id = _check_base_id(folder, config, loaded)

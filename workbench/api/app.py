@@ -10,15 +10,17 @@ import time
 
 from fastapi import APIRouter, FastAPI
 
-from workbench.api import routes_admin, routes_metrics, routes_openai, routes_router
+from workbench.api import (routes_admin, routes_feedback, routes_metrics, routes_openai,
+                           routes_router)
 from workbench.api.auth import APISettings
+from workbench.api.contract import install_contract
 from workbench.api.errors import install_handlers
 from workbench.api.middleware import BodyLimit, CatchAll
 from workbench.service.workbench import Workbench
 
 # Included in this order by create_api.
-ROUTERS: list[APIRouter] = [routes_openai.router, routes_admin.router, routes_router.router,
-                            routes_metrics.router]
+ROUTERS: list[APIRouter] = [routes_openai.router, routes_feedback.router, routes_admin.router,
+                            routes_router.router, routes_metrics.router]
 
 
 def create_api(wb: Workbench, settings: APISettings | None = None,
@@ -31,6 +33,7 @@ def create_api(wb: Workbench, settings: APISettings | None = None,
     install_handlers(app)
     for router in routers if routers is not None else ROUTERS:
         app.include_router(router)
+    install_contract(app)  # /v1/openapi.json: every status, envelope and constraint
 
     def limit_for(path: str) -> int | None:
         if not path.startswith("/v1/"):

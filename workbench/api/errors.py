@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from workbench.api.contract import api_routes
 from workbench.api.models import ErrorInfo, ErrorResponse
 from workbench.errors import (AdapterError, AuthError, BusyError, InputError, UnknownNameError,
                               WorkbenchError)
@@ -81,6 +82,14 @@ def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
     return (f"{param}: {msg}" if param else msg) + more, param
 
 
+def allowed_methods(app: FastAPI, path: str) -> list[str]:
+    """Every method some route of ``app`` serves at ``path`` (for a 405's Allow header)."""
+    methods = {m for _, served in api_routes(app) if served.path_regex.match(path)
+               for m in served.methods or ()}
+    order = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+    return sorted(methods, key=lambda m: (order.index(m) if m in order else len(order), m))
+
+
 def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(APIError)
     async def _api(request: Request, exc: APIError) -> JSONResponse:
@@ -98,9 +107,15 @@ def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         message = exc.detail if isinstance(exc.detail, str) else "Request refused."
+        headers = dict(exc.headers or {})
         if exc.status_code == 404 and message == "Not Found":
             message = f"No route {request.method} {request.url.path}."
-        return refuse(request, APIError(exc.status_code, message, headers=dict(exc.headers or {})))
+        if exc.status_code == 405:
+            # Starlette names only the first route of the path; a client needs them all.
+            allowed = allowed_methods(app, request.url.path) or [headers.get("Allow", "")]
+            headers["Allow"] = ", ".join(allowed)
+            message = f"{request.method} is not allowed on {request.url.path}; use {headers['Allow']}."
+        return refuse(request, APIError(exc.status_code, message, headers=headers))
 
     @app.exception_handler(Exception)
     async def _bug(request: Request, exc: Exception) -> JSONResponse:

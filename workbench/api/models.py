@@ -7,11 +7,33 @@ are refused with a 400 instead of being silently dropped.
 """
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from workbench.domain.langs import LANGUAGES, REGIONS
+from workbench.domain.policy import load_policies
+from workbench.errors import unknown_name_message
+
 MAX_STOP = 4
+StopString = Annotated[str, Field(min_length=1)]
+# Adapter names and versions as the registry accepts them (registry.SAFE_NAME, and no ".."):
+# "no two dots in a row" is spelled without a look-ahead, so every JSON Schema tool reads it.
+NAME_MAX = 64
+_NAME = r"[A-Za-z0-9](?:[A-Za-z0-9_-]|\.[A-Za-z0-9_-])*\.?"
+NAME_PATTERN = f"^{_NAME}$"
+# ``name`` or ``name@version``.
+REF_PATTERN = f"^{_NAME}(?:@{_NAME})?$"
+REF_MAX = 2 * NAME_MAX + 1
+# A lora_path, in characters; the server also holds each folder name to 255 bytes (NAME_MAX
+# of the filesystem) and the whole path to 4,095 bytes.
+PATH_MAX_CHARS = 1024
+# Read once at import: the schema lists them; the service checks again on every request.
+LANGUAGE_CODES: tuple[str, ...] = tuple(LANGUAGES)
+REGION_CODES: tuple[str, ...] = tuple(load_policies()) or tuple(REGIONS)
+Language = Literal[LANGUAGE_CODES]  # type: ignore[valid-type]
+# Regions are case-insensitive ("eu" is EU): the schema lists both spellings.
+Region = Literal[(*REGION_CODES, *(r.lower() for r in REGION_CODES))]  # type: ignore[valid-type]
 
 
 class _Body(BaseModel):
@@ -59,7 +81,7 @@ class SamplingFields(_Body):
     max_tokens: int | None = Field(None, ge=1)
     temperature: float | None = Field(None, ge=0.0, le=2.0)
     top_p: float | None = Field(None, gt=0.0, le=1.0)
-    stop: str | list[str] | None = None
+    stop: StopString | Annotated[list[StopString], Field(max_length=MAX_STOP)] | None = None
     seed: int | None = None
     user: str | None = Field(None, max_length=256)
     stream: bool = False
@@ -74,11 +96,11 @@ class SamplingFields(_Body):
     # Workbench extra: cut the oldest turns when the prompt does not fit (default: refuse).
     truncate: bool = False
 
-    @field_validator("stop")
+    @field_validator("stop", mode="before")
     @classmethod
-    def _stops(cls, v: str | list[str] | None) -> list[str] | None:
+    def _stops(cls, v: object) -> object:
         stops = [v] if isinstance(v, str) else v
-        if stops is not None and (len(stops) > MAX_STOP or any(not s for s in stops)):
+        if isinstance(stops, list) and (len(stops) > MAX_STOP or any(s == "" for s in stops)):
             raise ValueError(f"stop takes at most {MAX_STOP} non-empty strings")
         return stops
 
@@ -91,8 +113,23 @@ class ChatCompletionRequest(SamplingFields):
     # Workbench extras: the customer's language (a code such as "de") and the store region
     # whose return policy grounds the answer; with either, the server builds the same prompt
     # the page does for that question.
-    lang: str | None = Field(None, min_length=2, max_length=8)
-    region: str | None = Field(None, max_length=8)
+    lang: Language | None = Field(None, description="The customer's language code.")
+    region: Region | None = Field(None, description="A store region whose return policy grounds "
+                                  "the answer (case-insensitive).")
+
+    @field_validator("lang", mode="before")
+    @classmethod
+    def _known_lang(cls, v: object) -> object:
+        if v is not None and v not in LANGUAGE_CODES:
+            raise ValueError(unknown_name_message("language", str(v), sorted(LANGUAGE_CODES)))
+        return v
+
+    @field_validator("region", mode="before")
+    @classmethod
+    def _known_region(cls, v: object) -> object:
+        if v is not None and (not isinstance(v, str) or v.upper() not in REGION_CODES):
+            raise ValueError(unknown_name_message("region", str(v), sorted(REGION_CODES)))
+        return v.upper() if isinstance(v, str) else v
 
     @model_validator(mode="after")
     def _one_limit(self) -> "ChatCompletionRequest":
@@ -102,13 +139,13 @@ class ChatCompletionRequest(SamplingFields):
 
 
 class CompletionRequest(SamplingFields):
-    prompt: str | list[str]
+    prompt: str | Annotated[list[str], Field(min_length=1, max_length=1)]
     echo: Literal[False] = False
     logprobs: None = None
 
-    @field_validator("prompt")
+    @field_validator("prompt", mode="before")
     @classmethod
-    def _one_prompt(cls, v: str | list[str]) -> str | list[str]:
+    def _one_prompt(cls, v: object) -> object:
         if isinstance(v, list) and len(v) != 1:
             raise ValueError("send one prompt per request")
         return v
@@ -181,18 +218,24 @@ class ModelList(BaseModel):
     data: list[ModelCard]
 
 
+def ref_field(**kwargs: Any) -> Any:
+    """An adapter ``name`` or ``name@version``."""
+    return Field(min_length=1, max_length=REF_MAX, pattern=REF_PATTERN, **kwargs)
+
+
 class LoadLoraRequest(_Body):
-    lora_name: str = Field(min_length=1, max_length=140)
-    lora_path: str = Field(min_length=1, max_length=4096)
+    lora_name: str = ref_field(description="The name to serve it under, or name@version.")
+    lora_path: str = Field(min_length=1, max_length=PATH_MAX_CHARS,
+                           description="An adapter folder inside the registry or WORKBENCH_LORA_ROOTS.")
 
 
 class UnloadLoraRequest(_Body):
-    lora_name: str = Field(min_length=1, max_length=140)
+    lora_name: str = ref_field()
 
 
 class RollbackLoraRequest(_Body):
-    lora_name: str = Field(min_length=1, max_length=140)
-    version: str | None = Field(None, max_length=64)
+    lora_name: str = ref_field()
+    version: str | None = Field(None, min_length=1, max_length=NAME_MAX, pattern=NAME_PATTERN)
 
 
 class ErrorInfo(BaseModel):

@@ -7,7 +7,8 @@ registry is imported as a new immutable version first, and an existing ``name@ve
 never replaced by another folder's files.
 
 Status codes follow vLLM: 200 with a plain-text "Success: ..." line, 400 for a refused
-adapter or bad input, 404 for an adapter or folder that does not exist.
+adapter or bad input (an over-long name or path included), 404 for an adapter or folder that
+does not exist, 503 while the adapter is being swapped; ``/v1/openapi.json`` lists them all.
 """
 from __future__ import annotations
 
@@ -23,8 +24,10 @@ from workbench.service import lifecycle
 from workbench.adapters.registry import CONFIG_FILE, parse_ref
 from workbench.adapters.upload import UploadLimits, import_adapter
 from workbench.api.auth import AdminRoute, APISettings
+from workbench.api.contract import error_responses
 from workbench.api.errors import APIError
-from workbench.api.models import LoadLoraRequest, RollbackLoraRequest, UnloadLoraRequest
+from workbench.api.models import (NAME_MAX, NAME_PATTERN, LoadLoraRequest, RollbackLoraRequest,
+                                  UnloadLoraRequest)
 from workbench.errors import AdapterError
 from workbench.service.workbench import Workbench
 
@@ -32,6 +35,12 @@ log = logging.getLogger("workbench.api")
 router = APIRouter(route_class=AdminRoute)
 # Uploads go here before import_adapter checks them (inside the registry's staging area).
 UPLOAD_PATH = "/v1/upload_lora_adapter"
+# What a filesystem takes: one folder name (NAME_MAX), the whole path (PATH_MAX less its NUL).
+NAME_MAX_BYTES = 255
+PATH_MAX_BYTES = 4095
+ZIP_BODY = {"requestBody": {"required": True, "description": "The zipped adapter folder.",
+                            "content": {"application/zip": {"schema": {"type": "string",
+                                                                       "format": "binary"}}}}}
 
 
 def _inside(path: Path, root: Path) -> bool:
@@ -39,21 +48,48 @@ def _inside(path: Path, root: Path) -> bool:
     return path == root or root in path.parents
 
 
+def shown(raw: str, width: int = 80) -> str:
+    """``raw`` quoted for a message, its middle cut when it is long."""
+    return repr(raw if len(raw) <= width else f"{raw[:width - 20]}…{raw[-15:]}")
+
+
+def check_path_lengths(raw: str, param: str = "lora_path") -> None:
+    """Refuse (400) a path no filesystem could hold, before any filesystem call sees it."""
+    data = raw.encode("utf-8", "surrogatepass")
+    longest = max((len(part) for part in data.split(b"/")), default=0)
+    if len(data) > PATH_MAX_BYTES or longest > NAME_MAX_BYTES:
+        raise APIError(400, f"{param} {shown(raw)} is too long: a path holds at most "
+                       f"{PATH_MAX_BYTES:,} bytes and each folder name in it at most "
+                       f"{NAME_MAX_BYTES} bytes (it has {len(data):,}, the longest name "
+                       f"{longest:,}).", param)
+
+
 def resolve_lora_path(wb: Workbench, settings: APISettings, raw: str) -> Path:
     """The real folder ``raw`` names, refused (400) when it could reach outside allowed roots."""
     if "\x00" in raw:
         raise APIError(400, "lora_path contains a NUL byte.", "lora_path")
+    check_path_lengths(raw)
+    try:
+        return _existing_folder(wb, settings, raw)
+    except (OSError, RuntimeError, ValueError) as exc:  # e.g. "~nobody/x", ENAMETOOLONG
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise APIError(400, f"lora_path {shown(raw)} cannot be used: {reason}.", "lora_path") from exc
+
+
+def _existing_folder(wb: Workbench, settings: APISettings, raw: str) -> Path:
     given = Path(raw).expanduser()
     path = (given if given.is_absolute() else wb.registry.root / given).resolve()
     roots = [wb.registry.root, *settings.lora_roots]
     if ".." in given.parts or not any(_inside(path, r) for r in roots):
         allowed = ", ".join(str(r) for r in roots)
-        raise APIError(400, f"lora_path {raw!r} is outside the folders adapters are loaded from "
-                       f"({allowed}); set WORKBENCH_LORA_ROOTS to allow another folder.", "lora_path")
+        raise APIError(400, f"lora_path {shown(raw)} is outside the folders adapters are loaded "
+                       f"from ({allowed}); set WORKBENCH_LORA_ROOTS to allow another folder.",
+                       "lora_path")
     if not path.exists():
-        raise APIError(404, f"No adapter folder at {raw!r}.", "lora_path")
+        raise APIError(404, f"No adapter folder at {shown(raw)}.", "lora_path")
     if not path.is_dir() or not (path / CONFIG_FILE).is_file():
-        raise APIError(400, f"{raw!r} is not a LoRA adapter folder (it has no {CONFIG_FILE}).", "lora_path")
+        raise APIError(400, f"{shown(raw)} is not a LoRA adapter folder (it has no {CONFIG_FILE}).",
+                       "lora_path")
     return path
 
 
@@ -86,7 +122,8 @@ def load_from_path(wb: Workbench, settings: APISettings, lora_name: str, raw_pat
     return lifecycle.load(wb, ref).message
 
 
-@router.post("/v1/load_lora_adapter")
+@router.post("/v1/load_lora_adapter", response_class=PlainTextResponse,
+             responses=error_responses(404, 503))
 async def load_lora_adapter(body: LoadLoraRequest, request: Request) -> PlainTextResponse:
     wb = request.app.state.wb
     message = await run_in_threadpool(load_from_path, wb, request.app.state.settings,
@@ -97,7 +134,8 @@ async def load_lora_adapter(body: LoadLoraRequest, request: Request) -> PlainTex
                              headers={"x-workbench-adapter": wb.served[name].ref})
 
 
-@router.post("/v1/unload_lora_adapter")
+@router.post("/v1/unload_lora_adapter", response_class=PlainTextResponse,
+             responses=error_responses(404, 503))
 async def unload_lora_adapter(body: UnloadLoraRequest, request: Request) -> PlainTextResponse:
     wb = request.app.state.wb
     name = body.lora_name.partition("@")[0]
@@ -108,7 +146,7 @@ async def unload_lora_adapter(body: UnloadLoraRequest, request: Request) -> Plai
     return PlainTextResponse(f"Success: LoRA adapter '{name}' removed successfully.")
 
 
-@router.post("/v1/rollback_lora_adapter")
+@router.post("/v1/rollback_lora_adapter", responses=error_responses(404, 503))
 async def rollback_lora_adapter(body: RollbackLoraRequest, request: Request) -> JSONResponse:
     wb = request.app.state.wb
     name = body.lora_name.partition("@")[0]
@@ -118,9 +156,12 @@ async def rollback_lora_adapter(body: RollbackLoraRequest, request: Request) -> 
                         headers={"x-workbench-adapter": f"{name}@{result.after}"})
 
 
-@router.post(UPLOAD_PATH)
-async def upload_lora_adapter(request: Request, name: str = Query(..., max_length=64),
-                              version: str | None = Query(None, max_length=64),
+@router.post(UPLOAD_PATH, responses=error_responses(503), openapi_extra=ZIP_BODY)
+async def upload_lora_adapter(request: Request,
+                              name: str = Query(..., min_length=1, max_length=NAME_MAX,
+                                                pattern=NAME_PATTERN),
+                              version: str | None = Query(None, min_length=1, max_length=NAME_MAX,
+                                                          pattern=NAME_PATTERN),
                               load: bool = Query(False)) -> JSONResponse:
     """Register a zipped adapter folder sent as the raw body (``application/zip``)."""
     wb = request.app.state.wb

@@ -1,8 +1,8 @@
 """Admin endpoints for A/B routes: list, create, change, report, promote, roll back.
 
 Every route needs the admin token (the same guard as adapter administration); the change
-is written to ``WORKBENCH_HOME/routes.yaml``, which every server process re-reads on its next
-request, and logged in the routes audit log with the caller's token id.
+is written to the shared store (``workbench.routing.store``), which every server process re-reads
+within a second, and logged in the route audit with the caller's token id.
 
 Status codes: 200 with the route (or report) as JSON; 400 for a malformed change (the
 message names the problem; nothing is written); 404 for an unknown route or arm; 409 when
@@ -10,42 +10,66 @@ the guarded-rollout rule refuses a promote (the message states the rule and the 
 """
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from workbench.api.auth import AdminRoute
+from workbench.api.contract import error_responses
 from workbench.api.errors import APIError
+from workbench.api.models import NAME_MAX, NAME_PATTERN, REF_MAX, REF_PATTERN
 from workbench.errors import UnknownNameError, WorkbenchError
-from workbench.routing.report import promote, promote_decision, route_report
-from workbench.routing.routes import (BASE_ARM, DEFAULT_MARGIN, Arm, PromoteRefused, Route, RouteStore,
-                              default_store)
+from workbench.routing import canary
+from workbench.routing.report import manual_policy, promote, promote_decision, route_report
+from workbench.routing.routes import BASE_ARM, DEFAULT_MARGIN, Arm, PromoteRefused, Route
+from workbench.routing.store import RouteStore, default_store
+from workbench.store.chatlog import ChatLog
 
 router = APIRouter(route_class=AdminRoute)
+# Route names as the store accepts them; arms and candidates are adapter refs or "base".
+RouteName = Annotated[str, Path(min_length=1, max_length=NAME_MAX, pattern=NAME_PATTERN,
+                                description="The route's name (its virtual model name).")]
+ARM_PATTERN = f"^__base__$|{REF_PATTERN}"
 
 
 class ArmBody(BaseModel):
-    ref: str = Field(description="name@version, an adapter name, or 'base'")
+    ref: str = Field(min_length=1, max_length=REF_MAX, pattern=ARM_PATTERN,
+                     description="name@version, an adapter name, or 'base'")
     weight: float = Field(ge=0)
 
 
+class GuardBody(BaseModel):
+    """The automatic canary guard (``docs/operations.md``): a sequential test after each feedback."""
+
+    auto: bool = False
+    metric: Literal["resolution", "escalation"] = "resolution"
+    margin: float = Field(DEFAULT_MARGIN, ge=0, lt=1)
+    alpha: float = Field(0.05, gt=0, lt=0.5)
+    min_feedback: int = Field(200, ge=1, le=1_000_000)
+    steps: list[int] = Field([10, 50, 100], min_length=1, max_length=10)
+
+
 class RouteCreate(BaseModel):
-    name: str
+    name: str = Field(min_length=1, max_length=NAME_MAX, pattern=NAME_PATTERN)
     arms: list[ArmBody]
-    incumbent: str | None = None
+    incumbent: str | None = Field(None, min_length=1, max_length=REF_MAX, pattern=ARM_PATTERN)
     seed: int = 0
     margin: float = Field(DEFAULT_MARGIN, ge=0, le=1)
+    guard: GuardBody | None = None
 
 
 class RouteUpdate(BaseModel):
     arms: list[ArmBody] | None = None
-    incumbent: str | None = None
+    incumbent: str | None = Field(None, min_length=1, max_length=REF_MAX, pattern=ARM_PATTERN)
     seed: int | None = None
     margin: float | None = Field(None, ge=0, le=1)
+    guard: GuardBody | None = None
 
 
 class PromoteBody(BaseModel):
-    candidate: str | None = None
+    candidate: str | None = Field(None, min_length=1, max_length=REF_MAX, pattern=ARM_PATTERN)
 
 
 def route_json(route: Route) -> dict:
@@ -92,29 +116,29 @@ async def list_routes() -> dict:
     return {"object": "list", "data": [route_json(r) for _, r in sorted(routes.items())]}
 
 
-@router.get("/v1/routes/{name}")
-async def get_route(name: str) -> dict:
+@router.get("/v1/routes/{name}", responses=error_responses(404))
+async def get_route(name: RouteName) -> dict:
     return route_json(await _call(_store().get, name))
 
 
-@router.post("/v1/routes")
+@router.post("/v1/routes", responses=error_responses(404))
 async def create_route(body: RouteCreate, request: Request) -> dict:
     arms = _arms(request.app.state.wb, body.arms)
     route = await _call(_store().create, body.name, arms, body.incumbent, body.seed, body.margin,
-                        who=_who(request))
+                        who=_who(request), guard=body.guard.model_dump() if body.guard else None)
     return route_json(route)
 
 
-@router.put("/v1/routes/{name}")
-async def update_route(name: str, body: RouteUpdate, request: Request) -> dict:
+@router.put("/v1/routes/{name}", responses=error_responses(404))
+async def update_route(name: RouteName, body: RouteUpdate, request: Request) -> dict:
     arms = _arms(request.app.state.wb, body.arms) if body.arms is not None else None
     route = await _call(_store().set, name, arms, body.incumbent, body.margin, body.seed,
-                        who=_who(request))
+                        who=_who(request), guard=body.guard.model_dump() if body.guard else None)
     return route_json(route)
 
 
-@router.delete("/v1/routes/{name}")
-async def delete_route(name: str, request: Request) -> dict:
+@router.delete("/v1/routes/{name}", responses=error_responses(404))
+async def delete_route(name: RouteName, request: Request) -> dict:
     await _call(_store().delete, name, who=_who(request))
     return {"object": "route.deleted", "name": name, "deleted": True}
 
@@ -123,23 +147,32 @@ def _report(name: str) -> dict:
     route = _store().get(name)
     rep = route_report(route)
     out = rep.as_json()
-    out["promote"] = {c: promote_decision(rep, c, route.incumbent, route.margin).__dict__
+    out["promote"] = {c: promote_decision(rep, c, route.incumbent, manual_policy(route)).__dict__
                       for c in route.candidates}
+    out["guard"] = {"policy": route.guard, "status": canary.status(route, ChatLog())}
     return out
 
 
-@router.get("/v1/routes/{name}/report")
-async def report_route(name: str) -> dict:
+@router.get("/v1/routes/{name}/audit", responses=error_responses(404))
+async def route_audit(name: RouteName) -> dict:
+    """Every change of the route, oldest first: who (a token id, or "guard"), what, and why."""
+    store = _store()
+    await _call(store.get, name)  # 404 for an unknown route
+    return {"object": "list", "data": await run_in_threadpool(store.audit, name)}
+
+
+@router.get("/v1/routes/{name}/report", responses=error_responses(404))
+async def report_route(name: RouteName) -> dict:
     return await _call(_report, name)
 
 
-@router.post("/v1/routes/{name}/promote")
-async def promote_route(name: str, request: Request, body: PromoteBody | None = None) -> dict:
+@router.post("/v1/routes/{name}/promote", responses=error_responses(404, 409))
+async def promote_route(name: RouteName, request: Request, body: PromoteBody | None = None) -> dict:
     route = await _call(promote, _store(), name, body.candidate if body else None,
                         who=_who(request))
     return route_json(route)
 
 
-@router.post("/v1/routes/{name}/rollback")
-async def rollback_route(name: str, request: Request) -> dict:
+@router.post("/v1/routes/{name}/rollback", responses=error_responses(404))
+async def rollback_route(name: RouteName, request: Request) -> dict:
     return route_json(await _call(_store().rollback, name, who=_who(request)))

@@ -94,6 +94,8 @@ def feedback_export(out: Path, as_json: bool) -> None:
     for rule in RULES:
         click.echo(f"  removed by {rule}: {report.removed.get(rule, 0)}")
     click.echo(f"  masked (personal data): {report.pii_masked}")
+    faces = ", ".join(f"{face} {n}" for face, n in sorted(report.by_face.items())) or "none"
+    click.echo(f"  judged answers by face: {faces}")
     if as_json:
         click.echo(json.dumps(report.as_json(), ensure_ascii=False))
 

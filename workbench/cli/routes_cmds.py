@@ -14,7 +14,7 @@ ARM_OPTION = click.option("--arm", "arms", multiple=True, metavar="REF=WEIGHT",
 
 def _store(check: bool = True):
     from workbench.adapters.registry import Registry
-    from workbench.routing.routes import RouteStore
+    from workbench.routing.store import RouteStore
 
     return RouteStore(registry=Registry() if check else None)
 
@@ -33,7 +33,11 @@ def _arms(values: tuple[str, ...]):
 
 def _describe(route) -> str:
     arms = ", ".join(f"{a.ref} {route.share(a.ref):.0%}" for a in route.arms)
-    return f"{route.name}: {arms} (incumbent {route.incumbent}, margin {route.margin:.1%}, seed {route.seed})"
+    guard = route.guard or {}
+    canary = (f", guard {'on' if guard.get('auto') else 'set, off'} ({guard.get('metric')}, "
+              f"margin {float(guard.get('margin', 0)):.1%})" if guard else "")
+    return (f"{route.name}: {arms} (incumbent {route.incumbent}, margin {route.margin:.1%}, "
+            f"seed {route.seed}{canary})")
 
 
 @click.group("routes")
@@ -54,7 +58,7 @@ def list_cmd(as_json: bool) -> None:
     store = _store(check=False)
     routes = store.routes()
     if not routes and not as_json:
-        click.echo(f"No routes in {store.path}. Create one with: workbench routes create NAME "
+        click.echo(f"No routes in {store.db.describe()}. Create one with: workbench routes create NAME "
                    "--arm REF=90 --arm REF2=10")
     for name in sorted(routes):
         route = routes[name]
@@ -62,6 +66,24 @@ def list_cmd(as_json: bool) -> None:
             click.echo(json.dumps({"name": name, **route.to_yaml()}, ensure_ascii=False))
         else:
             click.echo(_describe(route))
+
+
+GUARD_OPTION = click.option(
+    "--guard", default=None, metavar="JSON",
+    help='Automatic canary guard, e.g. \'{"auto": true, "metric": "resolution", "margin": 0.02, '
+         '"alpha": 0.05, "min_feedback": 200, "steps": [10, 50, 100]}\' ({} takes it off).')
+
+
+def _guard(text: str | None) -> dict | None:
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"not JSON ({exc.msg})", param_hint="--guard") from None
+    if not isinstance(value, dict):
+        raise click.BadParameter("give a JSON object", param_hint="--guard")
+    return value
 
 
 @routes_group.command("create")
@@ -73,13 +95,15 @@ def list_cmd(as_json: bool) -> None:
               help="Promote needs candidate lower bound >= incumbent rate minus this.")
 @click.option("--unchecked", is_flag=True, help="Do not check arms against the local registry "
               "(arms served by a remote backend).")
+@GUARD_OPTION
 def create_cmd(name: str, arms: tuple[str, ...], incumbent: str | None, seed: int, margin: float,
-               unchecked: bool) -> None:
+               unchecked: bool, guard: str | None) -> None:
     """Create a route; arms are name@version refs, adapter names or 'base'.
 
     Example: workbench routes create cs-support --arm cs-support@v2=90 --arm cs-support@v3=10
     """
-    route = _store(not unchecked).create(name, _arms(arms), incumbent, seed, margin, who=_who())
+    route = _store(not unchecked).create(name, _arms(arms), incumbent, seed, margin, who=_who(),
+                                         guard=_guard(guard))
     click.echo(f"Created {_describe(route)}")
 
 
@@ -90,14 +114,15 @@ def create_cmd(name: str, arms: tuple[str, ...], incumbent: str | None, seed: in
 @click.option("--seed", type=int, default=None, help="New hash seed (reshuffles every user).")
 @click.option("--margin", type=float, default=None, help="New promote margin (a proportion).")
 @click.option("--unchecked", is_flag=True, help="Do not check arms against the local registry.")
+@GUARD_OPTION
 def set_cmd(name: str, arms: tuple[str, ...], incumbent: str | None, seed: int | None,
-            margin: float | None, unchecked: bool) -> None:
+            margin: float | None, unchecked: bool, guard: str | None) -> None:
     """Change a route's weights (give every arm) or settings; applies to running servers at once.
 
     Example: workbench routes set cs-support --arm cs-support@v2=80 --arm cs-support@v3=20
     """
     route = _store(not unchecked).set(name, _arms(arms) if arms else None, incumbent, margin, seed,
-                                      who=_who())
+                                      who=_who(), guard=_guard(guard))
     click.echo(f"Updated {_describe(route)}")
 
 
@@ -110,12 +135,13 @@ def report_cmd(name: str, since_hours: float | None, as_json: bool) -> None:
 
     Example: workbench routes report cs-support --json
     """
-    from workbench.routing.report import REPORT_HEADERS, promote_decision, report_table, route_report
+    from workbench.routing.report import (REPORT_HEADERS, manual_policy, promote_decision, report_table,
+                                          route_report)
 
     route = _store(check=False).get(name)
     since = time.time() - since_hours * 3600 if since_hours else None
     rep = route_report(route, since=since)
-    decisions = {c: promote_decision(rep, c, route.incumbent, route.margin) for c in route.candidates}
+    decisions = {c: promote_decision(rep, c, route.incumbent, manual_policy(route)) for c in route.candidates}
     if as_json:
         out = rep.as_json()
         out["promote"] = {c: {"allowed": d.allowed, "message": d.message} for c, d in decisions.items()}

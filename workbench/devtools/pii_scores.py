@@ -3,7 +3,8 @@
 A corpus line is ``{"id", "lang", "region", "text", "pii": [{"kind", "value"}],
 "keep": [{"kind", "value"}]}``: ``pii`` lists what must disappear from the masked text,
 ``keep`` the look-alikes (dates, prices, tracking numbers, quantities, codes) that must
-survive it unchanged.
+survive it unchanged. Optional: ``set`` (``tuning`` or ``holdout``) and ``tags`` (labels
+of a group of cases, e.g. the leak they were written for); each gets its own score line.
 
     python -m workbench.devtools.pii_scores [CORPUS] [--no-hints] [--json]
 """
@@ -137,8 +138,10 @@ def main(argv: list[str] | None = None) -> int:
                           "false_positive_rate": scores.false_positive_rate}, ensure_ascii=False))
     else:
         print(markdown(scores))
-        for name in sorted({r.get("set", "") for r in rows} - {""}):
-            part = score_corpus([r for r in rows if r.get("set") == name], hints=not args.no_hints)
+        groups = {r.get("set", "") for r in rows} | {f"#{t}" for r in rows for t in r.get("tags", ())}
+        for name in sorted(groups - {""}):
+            part = score_corpus([r for r in rows if r.get("set") == name
+                                 or name[1:] in r.get("tags", ())], hints=not args.no_hints)
             print(f"{name}: {part.texts} texts, recall {part.recall:.1%}, "
                   f"false positives {part.false_positive_rate:.1%}")
         for miss in scores.misses:

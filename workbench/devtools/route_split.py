@@ -31,7 +31,8 @@ ROUTE, INCUMBENT, CANDIDATE = "cs-support", "cs-support@v2", "cs-support@v3"
 
 
 def split_direct(users: int, repeats: int, seed: int) -> dict[str, list[str]]:
-    from workbench.routing.routes import RouteStore, parse_arms, resolve_route
+    from workbench.routing.routes import parse_arms
+    from workbench.routing.store import RouteStore, resolve_route
 
     RouteStore().create(ROUTE, parse_arms(f"{INCUMBENT}=90,{CANDIDATE}=10"), seed=seed,
                         who="script:route_split")
@@ -74,21 +75,32 @@ def summarize_split(seen: dict[str, list[str]], share: float = 0.10) -> dict:
 
 
 def seed_turns(arm: str, n: int, resolved_p: float, seed: int) -> None:
-    from workbench.store.chatlog import ChatLog, ChatTurn
+    """``n`` rated answers of ``arm`` through the route, written in one transaction."""
+    import time
+    import uuid
 
-    log, rng = ChatLog(), random.Random(seed)
+    from sqlalchemy import insert
+
+    from workbench.store.chatlog import ChatLog
+    from workbench.store.schema import chat_turns
+
+    rng, now, rows = random.Random(seed), time.time(), []
     for i in range(n):
         ok = rng.random() < resolved_p
-        tid = log.record(ChatTurn("seeded", "en", "EU", True, "route", arm, "seeded", "q", "a",
-                                  total_ms=900.0 + 10 * (i % 50), ttft_ms=120.0 + (i % 30),
-                                  route=ROUTE, arm=arm))
-        log.rate(tid, rating=rng.randint(4, 5) if ok else rng.randint(1, 3), resolved=ok)
+        rows.append({"turn_id": uuid.uuid4().hex, "conversation_id": "seeded", "created": now,
+                     "lang": "en", "region": "EU", "grounded": 1, "pane": "route", "variant": arm,
+                     "model": "seeded", "user_text": "q", "answer_text": "a", "route": ROUTE, "arm": arm,
+                     "total_ms": 900.0 + 10 * (i % 50), "ttft_ms": 120.0 + (i % 30),
+                     "rating": rng.randint(4, 5) if ok else rng.randint(1, 3), "resolved": int(ok)})
+    with ChatLog().db.begin() as conn:
+        conn.execute(insert(chat_turns), rows)
 
 
 def promote_case(name: str, incumbent_p: float, candidate_p: float, n: int, seed: int) -> dict:
     """A fresh database and route per case, so the two cases never see each other's turns."""
     from workbench.routing.report import promote
-    from workbench.routing.routes import PromoteRefused, RouteStore, parse_arms
+    from workbench.routing.routes import PromoteRefused, parse_arms
+    from workbench.routing.store import RouteStore
 
     with tempfile.TemporaryDirectory(prefix=f"route-{name}-") as home:
         os.environ["WORKBENCH_HOME"] = home
@@ -125,8 +137,9 @@ def main(argv: list[str] | None = None) -> int:
             seen = split_direct(args.users, args.repeats, args.seed)
         split = summarize_split(seen)
     split["mode"] = "http " + args.base_url if args.base_url else "direct (workbench.routing.routes.resolve_route)"
-    cases = [promote_case("candidate-worse", 0.60, 0.45, 300, seed=11),
-             promote_case("candidate-better", 0.60, 0.72, 300, seed=11)]
+    # Sizes the sequential test can decide on (its interval is wider than one fixed look's).
+    cases = [promote_case("candidate-worse", 0.60, 0.45, 1500, seed=11),
+             promote_case("candidate-better", 0.60, 0.72, 1500, seed=11)]
     if saved_home is not None:
         os.environ["WORKBENCH_HOME"] = saved_home
     ok = (split["within_bounds"] and split["sticky"] and not cases[0]["allowed"]

@@ -1,10 +1,13 @@
 """Find and mask personal data before anything is logged, stored or trained on.
 
 Each kind has the library made for it: phone numbers are found by libphonenumber
-(``phonenumbers``) for the countries of the customer's store region and language, IBANs,
-national ids and card numbers are masked only when ``python-stdnum`` accepts their
-checksum (Luhn and an issuer prefix for cards), so dates, prices, quantities and tracking
-numbers stay as written. Emails and the store's order numbers have fixed shapes.
+(``phonenumbers``) for the countries of the customer's store region and language, and any
+number written with a ``+`` and a country code whose length is *possible* for that country
+(the library calls fictional and reserved ranges such as +1 555 01xx invalid, yet they are
+still somebody's number as far as a log is concerned). IBANs, national ids and card numbers
+are masked only when ``python-stdnum`` accepts their checksum (Luhn and an issuer prefix for
+cards), so dates, prices, quantities and tracking numbers stay as written. Emails and the
+store's order numbers have fixed shapes.
 ``workbench/data/pii.yaml`` holds the per-region rules.
 """
 from __future__ import annotations
@@ -43,6 +46,11 @@ DATE_LIKE = re.compile(
     r"|[01]?\d[-/.][0-3]?\d[-/.][12]\d{3})"                       # 08/29/2023
     r"(?:\s+[0-2]?\d(?:[:h.][0-5]\d)?)?"                          # an hour after it
     r"|[0-2]?\d[:h.][0-5]\d\s?[-–~]\s?[0-2]?\d[:h.][0-5]\d)\s*$")  # 08:00-20:00
+# An international number ("+44 ...") only counts after a space, punctuation or a letter of a
+# script without spaces (CJK, Thai): not after a Latin letter, a digit or a sign ("3+4").
+INTL_LEFT = re.compile(r"[^A-Za-z0-9+\-*/=^]")
+# Digits after the country code: below this, "+30 days" and "+12345" are not phone numbers.
+MIN_INTL_DIGITS = 6
 # Amounts: thousands groups ("1.990.000"), or a currency sign or code right before or after.
 AMOUNT = re.compile(r"^\d{1,3}(?:\.\d{3})+(?:,\d{1,2})?$|^\d{1,3}(?:,\d{3})+(?:\.\d{1,2})?$")
 CURRENCY = (r"[$€£¥₩₫฿₽₹₺]|R\$|Rp|TL|EUR|USD|GBP|JPY|CNY|RMB|KRW|VND|THB|RUB|INR|IDR|BRL|MXN|"
@@ -182,6 +190,25 @@ def _phones(text: str, countries: tuple[str, ...]) -> Iterable[PiiSpan]:
         for m in phonenumbers.PhoneNumberMatcher(text, country, leniency=phonenumbers.Leniency.VALID):
             if not _looks_like_date_or_amount(text, m.start, m.end):
                 yield PiiSpan("phone", m.start, m.end, m.raw_string)
+    yield from _international_phones(text)
+
+
+def _international_phones(text: str) -> Iterable[PiiSpan]:
+    """Numbers written as "+<country code> ...": a possible length for that country is enough.
+
+    With "ZZ" the matcher parses only numbers that carry their country code, so a national
+    digit run (an order number, a tracking id) never gets here; the "+" must start the
+    finding and must not follow a letter, digit or another sign ("3+4", "A+1 234 ...").
+    """
+    if "+" not in text:
+        return
+    for m in phonenumbers.PhoneNumberMatcher(text, "ZZ", leniency=phonenumbers.Leniency.POSSIBLE):
+        raw = m.raw_string.lstrip("(")
+        start = m.end - len(raw)
+        if (raw.startswith("+") and INTL_LEFT.match(text[:start][-1:] or " ")
+                and len(phonenumbers.national_significant_number(m.number)) >= MIN_INTL_DIGITS
+                and not _looks_like_date_or_amount(text, start + 1, m.end)):
+            yield PiiSpan("phone", start, m.end, text[start:m.end])
 
 
 def _looks_like_date_or_amount(text: str, start: int, end: int) -> bool:

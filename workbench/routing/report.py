@@ -1,13 +1,14 @@
 """How the arms of a route compare on the chat turns the store holds, and the promote rule.
 
 Per arm: turns, resolution rate (over turns with a "resolved?" answer) with a 95% Wilson
-interval, mean rating (over rated turns) with a 95% Student-t interval, TTFT and end-to-end
-P95, and the error rate with its Wilson interval.
+interval, escalation (hand-off to a human agent) rate over turns whose feedback says whether
+they were escalated, with its Wilson interval, mean rating (over rated turns) with a 95%
+Student-t interval, TTFT and end-to-end P95, and the error rate with its Wilson interval.
 
-The guarded-rollout rule: a candidate may be promoted only when the lower bound of its
-resolution rate's 95% Wilson interval is at least the incumbent's resolution rate minus the
-route's margin. With no rated turns on either side there is nothing to compare, and
-promotion is refused.
+The promote rule is the automatic guard's sequential test (``workbench.routing.guard``): a
+candidate may be promoted only when the anytime-valid interval for its difference to the
+incumbent rules out being worse by more than the margin. With no feedback on either side
+there is nothing to compare, and promotion is refused.
 """
 from __future__ import annotations
 
@@ -19,7 +20,9 @@ from scipy import stats
 
 from workbench.store.chatlog import ChatLog
 from workbench.eval.metrics import wilson
-from workbench.routing.routes import PromoteRefused, Route, RouteStore
+from workbench.routing.guard import ArmOutcomes, GuardPolicy, evaluate
+from workbench.routing.routes import PromoteRefused, Route
+from workbench.routing.store import RouteStore
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,13 @@ class ArmStats:
     error_rate: float | None
     error_low: float | None
     error_high: float | None
+    # Turns whose feedback says whether they were handed to a human, how many were, the
+    # rate and its 95% Wilson interval (lower is better).
+    escalated_n: int = 0
+    escalated_yes: int = 0
+    escalation_rate: float | None = None
+    escalation_low: float | None = None
+    escalation_high: float | None = None
 
 
 @dataclass(frozen=True)
@@ -99,7 +109,9 @@ def arm_stats(arm: str, share: float, rows: list[dict]) -> ArmStats:
     resolved = [int(r["resolved"]) for r in rows if r["resolved"] is not None]
     ratings = [float(r["rating"]) for r in rows if r["rating"] is not None]
     errors = sum(1 for r in rows if r["error"])
+    escalated = [int(r["escalated"]) for r in rows if r.get("escalated") is not None]
     rlo, rhi = wilson(sum(resolved), len(resolved))
+    xlo, xhi = wilson(sum(escalated), len(escalated))
     elo, ehi = wilson(errors, len(rows))
     mean, mlo, mhi = mean_interval(ratings)
     return ArmStats(
@@ -108,7 +120,9 @@ def arm_stats(arm: str, share: float, rows: list[dict]) -> ArmStats:
         len(ratings), mean, mlo, mhi,
         _p95([r["ttft_ms"] for r in rows if r["ttft_ms"] is not None and not r["error"]]),
         _p95([r["total_ms"] for r in rows if r["total_ms"] is not None and not r["error"]]),
-        errors, errors / len(rows) if rows else None, elo, ehi)
+        errors, errors / len(rows) if rows else None, elo, ehi,
+        len(escalated), sum(escalated), sum(escalated) / len(escalated) if escalated else None,
+        xlo, xhi)
 
 
 def route_report(route: Route, chatlog: ChatLog | None = None,
@@ -126,26 +140,40 @@ def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.1%}"
 
 
+def manual_policy(route: Route) -> GuardPolicy:
+    """The test a manual promote applies: the route's guard policy, else the default test at
+    the route's margin with no feedback minimum (the interval itself says when it is enough)."""
+    if route.guard:
+        return GuardPolicy.parse(route.guard)
+    return GuardPolicy(margin=min(route.margin, 0.99), min_feedback=1)
+
+
+def _outcomes(stats: ArmStats | None, arm: str, metric: str) -> ArmOutcomes:
+    if stats is None:
+        return ArmOutcomes(0, 0, arm)
+    if metric == "escalation":
+        return ArmOutcomes(stats.escalated_n, stats.escalated_yes, arm)
+    return ArmOutcomes(stats.resolved_n, stats.resolved_yes, arm)
+
+
 def promote_decision(report: RouteReport, candidate: str, incumbent: str,
-                     margin: float) -> PromoteDecision:
-    """Apply the guarded-rollout rule; the message states the rule and the numbers either way."""
-    rule = (f"promote needs the lower 95% Wilson bound of {candidate}'s resolution rate to be at "
-            f"least {incumbent}'s resolution rate minus the margin ({margin:.1%})")
-    cand, inc = report.arms.get(candidate), report.arms.get(incumbent)
-    if cand is None or cand.resolution_low is None:
-        return PromoteDecision(False, f"Promote refused: {rule}; {candidate} has no turns with a "
-                                      "'resolved?' answer yet.")
-    if inc is None or inc.resolution_rate is None:
-        return PromoteDecision(False, f"Promote refused: {rule}; {incumbent} has no turns with a "
-                                      "'resolved?' answer to compare against.")
-    need = inc.resolution_rate - margin
-    numbers = (f"{candidate}: {_pct(cand.resolution_rate)} ({cand.resolved_yes}/{cand.resolved_n}), "
-               f"lower bound {_pct(cand.resolution_low)}; {incumbent}: "
-               f"{_pct(inc.resolution_rate)} ({inc.resolved_yes}/{inc.resolved_n}); "
-               f"needed ≥ {_pct(need)}")
-    if cand.resolution_low >= need - 1e-12:
-        return PromoteDecision(True, f"Promote allowed: {rule}. {numbers}.")
-    return PromoteDecision(False, f"Promote refused: {rule}. {numbers}.")
+                     policy: GuardPolicy) -> PromoteDecision:
+    """The guard's sequential test, asked by hand: promote when the candidate is not worse than
+    the incumbent by more than the margin; the message states the rule and the numbers."""
+    rule = (f"promote needs the {1 - policy.alpha:.0%} anytime-valid interval of {candidate} minus "
+            f"{incumbent} ({policy.metric}) to rule out being worse by more than the "
+            f"{policy.margin * 100:.1f}-point margin")
+    inc = _outcomes(report.arms.get(incumbent), incumbent, policy.metric)
+    cand = _outcomes(report.arms.get(candidate), candidate, policy.metric)
+    what = "'resolved?' answer" if policy.metric == "resolution" else "'escalated' answer"
+    for arm in (cand, inc):
+        if not arm.n:
+            return PromoteDecision(False, f"Promote refused: {rule}; {arm.arm} has no turns with a "
+                                          f"{what} yet.")
+    decision = evaluate(policy, inc, cand)
+    allowed = decision.action == "advance"
+    return PromoteDecision(allowed, f"Promote {'allowed' if allowed else 'refused'}: {rule}. "
+                                    f"{decision.message}.")
 
 
 def report_table(report: RouteReport) -> list[list[str]]:
@@ -160,6 +188,8 @@ def report_table(report: RouteReport) -> list[list[str]]:
             ref, role, f"{s.share:.0%}", str(s.turns),
             (f"{_pct(s.resolution_rate)} ({s.resolved_yes}/{s.resolved_n})"
              + ci(s.resolution_low, s.resolution_high, ".1%")) if s.resolved_n else "–",
+            (f"{_pct(s.escalation_rate)} ({s.escalated_yes}/{s.escalated_n})"
+             + ci(s.escalation_low, s.escalation_high, ".1%")) if s.escalated_n else "–",
             (f"{s.rating_mean:.2f} (n={s.rating_n})" + ci(s.rating_low, s.rating_high, ".2f"))
             if s.rating_n else "–",
             f"{s.ttft_p95_ms:.0f}" if s.ttft_p95_ms is not None else "–",
@@ -168,8 +198,8 @@ def report_table(report: RouteReport) -> list[list[str]]:
     return rows
 
 
-REPORT_HEADERS = ("arm", "role", "share", "turns", "resolution [95% CI]", "rating [95% CI]",
-                  "TTFT P95 ms", "e2e P95 ms", "errors")
+REPORT_HEADERS = ("arm", "role", "share", "turns", "resolution [95% CI]", "escalation [95% CI]",
+                  "rating [95% CI]", "TTFT P95 ms", "e2e P95 ms", "errors")
 
 
 def promote(store: RouteStore, name: str, candidate: str | None = None, who: str = "",
@@ -178,7 +208,7 @@ def promote(store: RouteStore, name: str, candidate: str | None = None, who: str
     route = store.get(name)
     candidate = store.pick_candidate(name, candidate)
     rep = report if report is not None else route_report(route)
-    decision = promote_decision(rep, candidate, route.incumbent, route.margin)
+    decision = promote_decision(rep, candidate, route.incumbent, manual_policy(route))
     if not decision.allowed:
         raise PromoteRefused(decision.message)
     return store.apply_promotion(name, candidate, who, decision.message)

@@ -37,14 +37,16 @@ from workbench.backends.local import LocalBackend
 from workbench.config import EngineConfig, engine_preset
 from workbench.domain.prompts import build_prompt, check_place
 from workbench.engine.request import BASE_ADAPTER, BASE_LABEL, BASE_NAMES, Request
-from workbench.errors import AuthError, InputError, UnknownNameError, WorkbenchError
+from workbench.errors import AuthError, UnknownNameError, WorkbenchError
 from workbench.models.catalog import DEFAULT_MODEL, load_model
-from workbench.routing.routes import resolve_route, token_id
+from workbench.routing.routes import token_id
+from workbench.routing import canary
+from workbench.routing.store import default_store, resolve_route
 from workbench.service.gate import AdapterGate
 from workbench.service.recorder import TurnRecorder
 from workbench.service.turns import Fit, ServedTurn, TurnHandle, TurnRequest, new_turn_id
 from workbench.service.variants import Variant
-from workbench.store.chatlog import ChatLog
+from workbench.store.chatlog import ChatLog, Feedback
 from workbench.telemetry.collector import Telemetry
 
 log = logging.getLogger(__name__)
@@ -227,11 +229,26 @@ class Workbench:
         return True
 
     def rate(self, turn_id: str, rating: int | None = None, resolved: bool | None = None) -> None:
-        """Store a rating or a "resolved?" answer for a served turn."""
-        if rating is not None and not 1 <= int(rating) <= 5:
-            raise InputError(f"A rating is 1 to 5, not {rating}.")
+        """The page's Rating / Resolved? radios: one outcome, the turn's others kept."""
+        self.give_feedback(turn_id, Feedback(rating=rating, resolved=resolved), "page", merge=True)
+
+    def give_feedback(self, turn_id: str, feedback: Feedback, source: str = "api",
+                      merge: bool = False) -> dict:
+        """Store a customer's feedback on a served answer (it replaces earlier feedback; the
+        change is audited), count it, and let the answer's route guard act on it. Returns the
+        turn's stored row."""
+        feedback.check()
         self.wait_recorded([turn_id])
-        self.chatlog.rate(turn_id, rating=rating, resolved=resolved)
+        row = self.chatlog.give_feedback(turn_id, feedback, source, merge=merge)
+        self.telemetry.feedback(row["variant"], row["rating"],
+                                None if row["resolved"] is None else bool(row["resolved"]),
+                                None if row["escalated"] is None else bool(row["escalated"]))
+        if row.get("route"):
+            try:
+                canary.check(default_store(), self.chatlog, row["route"])
+            except WorkbenchError as exc:  # the feedback is stored; the guard says why it waits
+                log.warning("guard of route %s did not act: %s", row["route"], exc.message)
+        return row
 
     def wait_recorded(self, turn_ids: list[str]) -> None:
         """Wait until ended turns are stored (a page about to offer ratings, a rating): an

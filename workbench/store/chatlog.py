@@ -1,42 +1,33 @@
-"""Chat conversations, answers and their ratings, stored (masked) in the workbench database."""
+"""Served chat turns and their feedback, stored (masked) in the shared store.
+
+Every answer from every face is one row, keyed by the id the answer carried
+(``chatcmpl-…``); the customer's feedback on it (1–5 rating, resolved, escalated to a human,
+a comment) is the latest given, and each change is kept in ``feedback_audit``. Texts are
+masked by ``workbench.domain.pii`` on write, or not stored at all with
+``WORKBENCH_STORE_TEXT=0``; the user key is stored only as a salted hash; rows older than
+``WORKBENCH_RETENTION_DAYS`` are deleted.
+"""
 from __future__ import annotations
 
-import sqlite3
-import threading
+import hashlib
+import json
+import os
 import time
 import uuid
-from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
-from workbench.config import connect_db, db_path
-from workbench.errors import InputError, StoreError
-from workbench.domain.pii import mask_pii
+from sqlalchemy import delete, insert, select, update
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS chat_turns (
-    turn_id TEXT PRIMARY KEY,
-    conversation_id TEXT NOT NULL,
-    created REAL NOT NULL,
-    lang TEXT, region TEXT, grounded INTEGER NOT NULL DEFAULT 0,
-    pane TEXT NOT NULL,             -- 'left' or 'right'
-    variant TEXT NOT NULL,          -- adapter name@version or base
-    model TEXT NOT NULL,
-    user_text TEXT NOT NULL,        -- masked
-    answer_text TEXT NOT NULL,      -- masked
-    total_ms REAL, ttft_ms REAL, tokens_per_s REAL, batch_size INTEGER,
-    rating INTEGER CHECK (rating BETWEEN 1 AND 5),
-    resolved INTEGER CHECK (resolved IN (0, 1))
-);
-CREATE INDEX IF NOT EXISTS chat_turns_conv ON chat_turns(conversation_id);
-"""
-# Columns added after the first release: (name, SQL type); older databases get them on open.
-ADDED_COLUMNS = (("route", "TEXT"),   # route the turn came through (A/B traffic), else NULL
-                 ("arm", "TEXT"),     # the route arm that answered: name@version or base
-                 ("error", "TEXT"),   # why the answer failed, NULL when it did not
-                 ("face", "TEXT"),    # chat, customer, arena, cli or api
-                 ("finish_reason", "TEXT"),  # stop, length; NULL when it failed
-                 ("prompt_tokens", "INTEGER"), ("completion_tokens", "INTEGER"))
+from workbench.config import workbench_home
+from workbench.domain.pii import mask_pii
+from workbench.errors import InputError, StoreError
+from workbench.store.db import Database
+from workbench.store.schema import chat_turns, feedback_audit
+
+FEEDBACK_FIELDS = ("rating", "resolved", "escalated", "comment")
+# Rows a retention sweep deletes at most in one statement (keeps each transaction short).
+_SWEEP_EVERY_S = 3600.0
 
 
 @dataclass(frozen=True)
@@ -73,70 +64,155 @@ class ChatTurn:
     finish_reason: str | None = None
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    # The user or session key (hashed with the store's salt before it is stored).
+    user: str | None = None
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """A customer's feedback on one answer: at least one outcome."""
+
+    rating: int | None = None
+    resolved: bool | None = None
+    escalated: bool | None = None
+    comment: str | None = None
+
+    def check(self) -> "Feedback":
+        if self.rating is None and self.resolved is None and self.escalated is None:
+            raise InputError("Feedback needs at least one of rating, resolved or escalated.", "rating")
+        if self.rating is not None and not 1 <= int(self.rating) <= 5:
+            raise InputError(f"A rating is 1 to 5, not {self.rating}.", "rating")
+        if self.comment is not None and len(self.comment) > 2000:
+            raise InputError("A comment is at most 2,000 characters.", "comment")
+        return self
+
+
+def store_text() -> bool:
+    """Whether answer and question texts are stored (``WORKBENCH_STORE_TEXT=0``: metrics only)."""
+    return os.environ.get("WORKBENCH_STORE_TEXT", "1").strip() not in ("0", "false", "no")
+
+
+def retention_days() -> float | None:
+    raw = os.environ.get("WORKBENCH_RETENTION_DAYS", "").strip()
+    if not raw:
+        return None
+    try:
+        days = float(raw)
+    except ValueError:
+        raise InputError(f"WORKBENCH_RETENTION_DAYS must be a number of days, not {raw!r}.") from None
+    return days if days > 0 else None
+
+
+def _salt() -> str:
+    """The store's salt for user keys (``WORKBENCH_USER_SALT``, else one kept in WORKBENCH_HOME)."""
+    env = os.environ.get("WORKBENCH_USER_SALT")
+    if env:
+        return env
+    path = workbench_home() / "user-salt"
+    if not path.exists():
+        path.write_text(uuid.uuid4().hex)
+    return path.read_text().strip()
+
+
+def user_hash(user: str | None) -> str | None:
+    return None if not user else hashlib.sha256(f"{_salt()}:{user}".encode()).hexdigest()[:32]
 
 
 class ChatLog:
-    """Append-only turns plus ratings; safe to share between UI threads."""
+    """Served turns plus their feedback; safe to share between threads and processes."""
 
-    def __init__(self, path: Path | None = None) -> None:
-        self.path = path or db_path()
-        self._lock = threading.Lock()
-        with self._connect() as db:
-            db.executescript(SCHEMA)
-            have = {r[1] for r in db.execute("PRAGMA table_info(chat_turns)")}
-            for name, kind in ADDED_COLUMNS:
-                if name not in have:
-                    db.execute(f"ALTER TABLE chat_turns ADD COLUMN {name} {kind}")
-            db.execute("CREATE INDEX IF NOT EXISTS chat_turns_route ON chat_turns(route)")
-
-    def _connect(self) -> sqlite3.Connection:
-        return connect_db(self.path)
+    def __init__(self, path: Path | None = None, url: str | None = None) -> None:
+        self.db = Database(path, url)
+        self.path = self.db.path
+        self._swept = 0.0
+        self.db.engine  # migrate now: a bad URL fails at start, not at the first answer
 
     def record(self, turn: ChatTurn, turn_id: str | None = None) -> str:
         """Store ``turn`` (its texts masked) under ``turn_id`` (the served answer's id) or a new id."""
         turn_id = turn_id or uuid.uuid4().hex
-        row = (turn_id, turn.conversation_id, time.time(), turn.lang, turn.region,
-               int(turn.grounded), turn.pane, turn.variant, turn.model,
-               mask_pii(turn.user_text, turn.region, turn.lang),
-               mask_pii(turn.answer_text, turn.region, turn.lang), turn.total_ms,
-               turn.ttft_ms, turn.tokens_per_s, turn.batch_size, turn.route, turn.arm,
-               turn.error, turn.face, turn.finish_reason, turn.prompt_tokens, turn.completion_tokens)
-        with self._lock, closing(self._connect()) as db, db:
-            db.execute("INSERT INTO chat_turns (turn_id, conversation_id, created, lang, region, "
-                       "grounded, pane, variant, model, user_text, answer_text, total_ms, ttft_ms, "
-                       "tokens_per_s, batch_size, route, arm, error, face, finish_reason, "
-                       "prompt_tokens, completion_tokens) "
-                       "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", row)
+        keep = store_text()
+        row = {"turn_id": turn_id, "conversation_id": turn.conversation_id, "created": time.time(),
+               "lang": turn.lang, "region": turn.region, "grounded": int(turn.grounded),
+               "pane": turn.pane, "variant": turn.variant, "model": turn.model,
+               "user_text": mask_pii(turn.user_text, turn.region, turn.lang) if keep else "",
+               "answer_text": mask_pii(turn.answer_text, turn.region, turn.lang) if keep else "",
+               "total_ms": turn.total_ms, "ttft_ms": turn.ttft_ms, "tokens_per_s": turn.tokens_per_s,
+               "batch_size": turn.batch_size, "route": turn.route, "arm": turn.arm,
+               "error": turn.error, "face": turn.face, "finish_reason": turn.finish_reason,
+               "prompt_tokens": turn.prompt_tokens, "completion_tokens": turn.completion_tokens,
+               "user_hash": user_hash(turn.user)}
+        with self.db.begin() as conn:
+            conn.execute(insert(chat_turns).values(**row))
+        self._sweep()
         return turn_id
 
     def rate(self, turn_id: str, rating: int | None = None, resolved: bool | None = None) -> None:
-        if rating is not None and not 1 <= int(rating) <= 5:
-            raise InputError(f"A rating is 1 to 5, not {rating}.")
-        with self._lock, closing(self._connect()) as db, db:
-            cur = db.execute("UPDATE chat_turns SET rating = COALESCE(?, rating), "
-                             "resolved = COALESCE(?, resolved) WHERE turn_id = ?",
-                             (rating, None if resolved is None else int(resolved), turn_id))
-            if cur.rowcount == 0:
-                raise StoreError(f"No chat answer with id {turn_id} to rate.")
+        """The page's Rating / Resolved? radios: one outcome at a time, the others kept."""
+        self.give_feedback(turn_id, Feedback(rating=rating, resolved=resolved), "page", merge=True)
+
+    def give_feedback(self, turn_id: str, feedback: Feedback, source: str,
+                      merge: bool = False) -> dict:
+        """Store feedback on a served turn: it replaces the earlier feedback (``merge``: only
+        the outcomes given change), and the change is audited. Returns the turn's row."""
+        feedback.check()
+        with self.db.begin() as conn:
+            row = conn.execute(select(chat_turns).where(chat_turns.c.turn_id == turn_id)
+                               .with_for_update()).mappings().first()
+            if row is None:
+                raise StoreError(f"No served answer with id {turn_id}.")
+            before = {k: row[k] for k in FEEDBACK_FIELDS}
+            given = {"rating": feedback.rating, "comment": feedback.comment,
+                     "resolved": None if feedback.resolved is None else int(feedback.resolved),
+                     "escalated": None if feedback.escalated is None else int(feedback.escalated)}
+            after = {k: (v if v is not None else before[k]) for k, v in given.items()} if merge else given
+            conn.execute(update(chat_turns).where(chat_turns.c.turn_id == turn_id)
+                         .values(**after, feedback_at=time.time()))
+            conn.execute(insert(feedback_audit).values(turn_id=turn_id, at=time.time(), source=source,
+                                                       before=json.dumps(before), after=json.dumps(after)))
+        return {**dict(row), **after}
+
+    def get(self, turn_id: str) -> dict | None:
+        with self.db.begin() as conn:
+            row = conn.execute(select(chat_turns).where(chat_turns.c.turn_id == turn_id)).mappings().first()
+        return dict(row) if row else None
+
+    def feedback_history(self, turn_id: str) -> list[dict]:
+        with self.db.begin() as conn:
+            rows = conn.execute(select(feedback_audit).where(feedback_audit.c.turn_id == turn_id)
+                                .order_by(feedback_audit.c.id)).mappings().all()
+        return [dict(r) for r in rows]
 
     def turns(self, conversation_id: str | None = None) -> list[dict]:
-        query = "SELECT * FROM chat_turns"
-        args: tuple = ()
+        query = select(chat_turns).order_by(chat_turns.c.created)
         if conversation_id:
-            query, args = query + " WHERE conversation_id = ?", (conversation_id,)
-        with closing(self._connect()) as db:
-            db.row_factory = sqlite3.Row
-            return [dict(r) for r in db.execute(query + " ORDER BY created", args)]
-
+            query = query.where(chat_turns.c.conversation_id == conversation_id)
+        with self.db.begin() as conn:
+            return [dict(r) for r in conn.execute(query).mappings()]
 
     def route_turns(self, route: str, since: float | None = None) -> list[dict]:
-        """Turns that came through ``route`` (newer than ``since``), with their arm and ratings."""
-        with closing(self._connect()) as db:
-            db.row_factory = sqlite3.Row
-            rows = db.execute("SELECT turn_id, created, arm, total_ms, ttft_ms, rating, resolved, "
-                              "error FROM chat_turns WHERE route = ? AND created >= ? ORDER BY "
-                              "created", (route, since or 0.0))
-            return [dict(r) for r in rows]
+        """Turns that came through ``route`` (newer than ``since``), with their arm and feedback."""
+        c = chat_turns.c
+        query = (select(c.turn_id, c.created, c.arm, c.total_ms, c.ttft_ms, c.rating, c.resolved,
+                        c.escalated, c.error, c.face)
+                 .where(c.route == route, c.created >= (since or 0.0)).order_by(c.created))
+        with self.db.begin() as conn:
+            return [dict(r) for r in conn.execute(query).mappings()]
+
+    def _sweep(self) -> None:
+        """Delete turns past the retention period (at most once an hour per process)."""
+        days = retention_days()
+        now = time.time()
+        if days is None or now - self._swept < _SWEEP_EVERY_S:
+            return
+        self._swept = now
+        self.purge(now - days * 86400.0)
+
+    def purge(self, before: float) -> int:
+        """Delete turns created before ``before`` (epoch seconds) and their audit lines."""
+        with self.db.begin() as conn:
+            old = select(chat_turns.c.turn_id).where(chat_turns.c.created < before)
+            conn.execute(delete(feedback_audit).where(feedback_audit.c.turn_id.in_(old)))
+            return conn.execute(delete(chat_turns).where(chat_turns.c.created < before)).rowcount
 
 
 def new_conversation_id() -> str:

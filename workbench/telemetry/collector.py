@@ -60,7 +60,7 @@ METRIC_NAMES = (
     "vllm:request_generation_tokens", "vllm:num_requests_running", "vllm:num_requests_waiting",
     "vllm:prompt_tokens_total", "vllm:generation_tokens_total", "vllm:request_success_total",
     "vllm:prefix_cache_queries_total", "vllm:prefix_cache_hits_total",
-    "workbench:client_disconnects_total", "workbench:adapter_loaded", "workbench:resident_memory_bytes",
+    "workbench:client_disconnects_total", "workbench:feedback_total", "workbench:adapter_loaded", "workbench:resident_memory_bytes",
     "workbench:cuda_memory_allocated_bytes", "workbench:cuda_utilization_percent",
     "workbench:route_request_success_total", "workbench:route_generation_tokens_total",
     "workbench:route_time_to_first_token_seconds", "workbench:route_e2e_request_latency_seconds",
@@ -241,6 +241,9 @@ class Telemetry:
                                    "prefix cache.", lab, registry=reg)
         self.disconnects = Counter("workbench:client_disconnects", "Requests cancelled because the "
                                    "client went away mid-response.", lab, registry=reg)
+        self.feedback_given = Counter("workbench:feedback", "Customer feedback received, per variant "
+                                      "(name@version or base) and outcome.",
+                                      ("model_name", "variant", "outcome"), registry=reg)
         # Per A/B route arm: separate families, so vLLM's label sets stay as dashboards expect.
         arm = ("model_name", "route", "arm")
         self.route_success = Counter("workbench:route_request_success", "Routed requests ended, per "
@@ -293,6 +296,15 @@ class Telemetry:
             self.route_ttft.labels(*labels).observe(record.ttft_s)
         if record.e2e_s is not None and record.finished_reason in ("stop", "length"):
             self.route_e2e.labels(*labels).observe(record.e2e_s)
+
+    def feedback(self, variant: str, rating: int | None, resolved: bool | None,
+                 escalated: bool | None) -> None:
+        """Count one feedback: each outcome it gives (rating_N, resolved_yes/no, escalated_yes/no)."""
+        outcomes = [f"rating_{rating}"] if rating is not None else []
+        outcomes += [f"{name}_{'yes' if value else 'no'}" for name, value in
+                     (("resolved", resolved), ("escalated", escalated)) if value is not None]
+        for outcome in outcomes:
+            self.feedback_given.labels(self.model_name, variant, outcome).inc()
 
     def client_disconnect(self, adapter: str | None, version: str | None) -> None:
         """Count a request cancelled because its client disconnected."""

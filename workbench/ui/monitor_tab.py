@@ -19,6 +19,9 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from workbench.errors import WorkbenchError
+from workbench.routing import canary
+from workbench.routing.store import default_store
 from workbench.service.workbench import Workbench
 from workbench.telemetry.collector import RequestRecord, Telemetry, WindowStats, summarize
 
@@ -134,9 +137,18 @@ def live_markdown(wb: Workbench) -> str:
         cuda += f" · GPU busy {live.cuda_utilization_percent:.0f}%"
     if live.decode != "eager":
         cuda += f" · decode steps: {live.decode}"
+    canaries = "".join(f"  \n**Canary** {line}" for line in _canaries(wb))
     return (f"**Now** · running {live.running} · waiting {live.waiting} · process memory "
-            f"{_mib(live.rss_bytes):,.0f} MiB{cuda}  \n**Adapters served**: {', '.join(served)}  \n"
-            f"<small>Updated {time.strftime('%H:%M:%S')} · every {REFRESH_S:.0f} s</small>")
+            f"{_mib(live.rss_bytes):,.0f} MiB{cuda}  \n**Adapters served**: {', '.join(served)}"
+            f"{canaries}  \n<small>Updated {time.strftime('%H:%M:%S')} · every {REFRESH_S:.0f} s</small>")
+
+
+def _canaries(wb: Workbench) -> list[str]:
+    """The automatic guards' state; the store being away must not blank the Monitor."""
+    try:
+        return canary.overview(default_store(), wb.chatlog)
+    except WorkbenchError as exc:
+        return [f"unavailable ({exc.message})"]
 
 
 def refresh(wb: Workbench, window_label: str) -> tuple[go.Figure, pd.DataFrame, str]:

@@ -16,11 +16,14 @@ import gradio as gr
 
 from workbench.engine.request import SamplingParams
 from workbench.errors import AuthError, WorkbenchError
-from workbench.routing.report import (REPORT_HEADERS, promote, promote_decision, report_table,
-                                     route_report)
-from workbench.routing.routes import RouteStore, default_store, parse_arms
+from workbench.routing import canary
+from workbench.routing.report import (REPORT_HEADERS, manual_policy, promote, promote_decision,
+                                      report_table, route_report)
+from workbench.routing.routes import parse_arms
+from workbench.routing.store import RouteStore, default_store
 from workbench.service.turns import Face, TurnHandle, TurnRequest, stream_together
 from workbench.service.workbench import Workbench
+from workbench.store.chatlog import ChatLog
 from workbench.ui.common import guard, history_messages, refuse
 
 
@@ -38,7 +41,9 @@ def route_view(name: str | None) -> tuple[list[list[str]], str]:
     rep = route_report(route)
     lines = [f"**{route.name}**: " + ", ".join(f"{a.ref} {route.share(a.ref):.0%}" for a in route.arms)
              + f" · incumbent **{route.incumbent}** · margin {route.margin:.1%} · seed {route.seed}"]
-    lines += [promote_decision(rep, c, route.incumbent, route.margin).message for c in route.candidates]
+    lines += [promote_decision(rep, c, route.incumbent, manual_policy(route)).message
+              for c in route.candidates]
+    lines.append(f"Automatic canary: {canary.status(route, ChatLog())}")
     last = store.audit(name)[-1:] or []
     lines += [f"Last change: {e['time']} {e['action']} by {e['who']}" for e in last]
     return report_table(rep), "\n\n".join(lines)

@@ -10,7 +10,8 @@ from routehelp import seed_turns
 from workbench.api import routes_router
 from workbench.api.app import ROUTERS, create_api
 from workbench.api.auth import APISettings
-from workbench.routing.routes import RouteStore, token_id
+from workbench.routing.routes import token_id
+from workbench.routing.store import RouteStore
 
 ADMIN = "routes-admin-token"
 AUTH = {"Authorization": f"Bearer {ADMIN}"}
@@ -77,10 +78,11 @@ def test_report_promote_and_rollback(client: TestClient, workbench) -> None:
     rep = client.get("/v1/routes/support/report", headers=AUTH).json()
     assert rep["arms"]["a1@v1"]["turns"] == 200 and not rep["promote"]["a2"]["allowed"]
     refused = client.post("/v1/routes/support/promote", headers=AUTH)
-    assert refused.status_code == 409 and "lower 95% Wilson bound" in refused.json()["error"]["message"]
+    assert refused.status_code == 409 and "anytime-valid interval" in refused.json()["error"]["message"]
     back = client.post("/v1/routes/support/rollback", headers=AUTH).json()
     assert back["shares"] == {"a1@v1": 1.0, "a2": 0.0}
-    seed_turns(workbench.chatlog, "a2", 400, 0.8, seed=3, route="support")
+    seed_turns(workbench.chatlog, "a2", 1500, 0.8, seed=3, route="support")
+    seed_turns(workbench.chatlog, "a1@v1", 1300, 0.5, seed=4, route="support")
     promoted = client.post("/v1/routes/support/promote", json={"candidate": "a2"}, headers=AUTH)
     assert promoted.status_code == 200 and promoted.json()["incumbent"] == "a2"
 

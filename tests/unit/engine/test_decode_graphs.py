@@ -309,11 +309,14 @@ def test_continuous_batching_behaves_the_same_in_the_slot_pool(case, tiny_loaded
     assert built and all(d.stats.eager_steps > 0 for d in built)  # the steps ran in the pool
 
 
-def test_the_monitor_says_how_decode_steps_run(tiny_loaded) -> None:
+def test_the_monitor_says_how_decode_steps_run(tiny_loaded, monkeypatch) -> None:
     from types import SimpleNamespace
 
     from workbench.telemetry.collector import LiveGauges
+    from workbench.ui import monitor_tab
     from workbench.ui.monitor_tab import live_markdown
+
+    monkeypatch.setattr(monitor_tab, "_canaries", lambda wb: [])  # no routes here
 
     with Engine(tiny_loaded, EngineConfig(max_batch_size=2, decode_graphs="static")) as engine:
         _wait([engine.submit(msgs(QUESTIONS[0]), None, LONG, 4)])

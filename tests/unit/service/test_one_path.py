@@ -18,7 +18,8 @@ from click.testing import CliRunner
 from workbench.backends.local import LocalBackend
 from workbench.cli import main as cli
 from workbench.config import REPO_ROOT
-from workbench.routing.routes import RouteStore, parse_arms
+from workbench.routing.routes import parse_arms
+from workbench.routing.store import RouteStore
 from workbench.service import start as service_start
 from workbench.ui.arena_panel import start_round
 from workbench.ui.chat_tab import start_runs

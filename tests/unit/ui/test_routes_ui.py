@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 
 from workbench.errors import AuthError, UnknownNameError, WorkbenchError
-from workbench.routing.routes import RouteStore, parse_arms
+from workbench.routing.routes import parse_arms
+from workbench.routing.store import RouteStore
 from workbench.ui.routes_panel import route_view, start_customer_turn, who_from_token
 
 
@@ -55,3 +56,12 @@ def test_tabs_build_with_the_route_panel(workbench) -> None:
     ids = {getattr(b, "elem_id", None) for b in demo.blocks.values()}
     assert {"routes-table", "routes-promote", "routes-rollback", "chat-mode", "chat-customer",
             "chat-route"} <= ids
+
+
+def test_the_monitor_shows_each_canary(workbench) -> None:
+    from workbench.ui.monitor_tab import live_markdown
+
+    RouteStore().create("support", parse_arms("a1@v1=90,a2@v1=10"),
+                        guard={"auto": True, "min_feedback": 5, "steps": [50, 100]})
+    text = live_markdown(workbench)
+    assert "**Canary** support: guard on: collecting 0/5 feedback on a2@v1" in text
