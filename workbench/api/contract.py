@@ -50,8 +50,9 @@ SECURITY_SCHEMES = {
                    "description": "The admin token (WORKBENCH_ADMIN_TOKEN)."},
 }
 ENVELOPE_REF = {"$ref": "#/components/schemas/ErrorResponse"}
-SSE = {"text/event-stream": {"schema": {"type": "string", "description": "Server-sent events: "
-                                                                          "one JSON chunk per `data:` line, then `data: [DONE]`."}}}
+SSE = {"text/event-stream": {"schema": {
+    "type": "string",
+    "description": "Server-sent events: one JSON chunk per `data:` line, then `data: [DONE]`."}}}
 
 
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -135,12 +136,10 @@ def build_schema(app: FastAPI) -> dict:
     schema = get_openapi(title=app.title, version=app.version, openapi_version=app.openapi_version,
                          description=app.description, routes=app.routes)
     components = schema.setdefault("components", {})
+    envelope = ErrorResponse.model_json_schema(ref_template="#/components/schemas/{model}")
     models = components.setdefault("schemas", {})
-    for name, model in ErrorResponse.model_json_schema(ref_template="#/components/schemas/{model}").get(
-            "$defs", {}).items():
-        models.setdefault(name, model)
-    models.setdefault("ErrorResponse", {k: v for k, v in ErrorResponse.model_json_schema(
-        ref_template="#/components/schemas/{model}").items() if k != "$defs"})
+    for name, model in {**envelope.pop("$defs", {}), "ErrorResponse": envelope}.items():
+        models.setdefault(name, model)  # FastAPI adds them when a route names the model
     components["securitySchemes"] = SECURITY_SCHEMES
     for route, served in api_routes(app):
         for method in served.methods if served.include_in_schema else ():

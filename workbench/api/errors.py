@@ -78,6 +78,8 @@ def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
         return f"The request body is not valid JSON ({detail}).", None
     param = ".".join(loc) or None
     msg = first.get("msg", "invalid value")
+    if first.get("type") == "value_error":  # a validator's own sentence, without pydantic's prefix
+        msg = msg.removeprefix("Value error, ")
     more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
     return (f"{param}: {msg}" if param else msg) + more, param
 

@@ -13,7 +13,7 @@ the key; 404 for an unknown id; 503 with ``Retry-After`` while the database is u
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.concurrency import run_in_threadpool
 
 from workbench.api.auth import InferenceRoute
@@ -29,6 +29,10 @@ ERRORS = {code: {"model": ErrorResponse} for code in (400, 401, 404, 503)}
 
 
 class FeedbackRequest(_Body):
+    # The schema says what _an_outcome checks: at least one outcome that is not null.
+    model_config = ConfigDict(**_Body.model_config, json_schema_extra={"anyOf": [
+        {"required": [k], "properties": {k: {"not": {"type": "null"}}}}
+        for k in ("rating", "resolved", "escalated")]})
     id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$",
                     description="The id of the answer: a response's `id` (chatcmpl-…, cmpl-…).")
     rating: int | None = Field(None, ge=1, le=5, description="The customer's rating, 1 to 5.")

@@ -198,6 +198,14 @@ class ChatLog:
         with self.db.begin() as conn:
             return [dict(r) for r in conn.execute(query).mappings()]
 
+    def outcome_rows(self, since: float) -> list[dict]:
+        """Every answer newer than ``since`` with its variant, feedback, latency and error."""
+        c = chat_turns.c
+        query = (select(c.variant, c.arm, c.rating, c.resolved, c.escalated, c.error, c.ttft_ms,
+                        c.total_ms).where(c.created >= since))
+        with self.db.begin() as conn:
+            return [dict(r) for r in conn.execute(query).mappings()]
+
     def _sweep(self) -> None:
         """Delete turns past the retention period (at most once an hour per process)."""
         days = retention_days()

@@ -21,6 +21,7 @@ from plotly.subplots import make_subplots
 
 from workbench.errors import WorkbenchError
 from workbench.routing import canary
+from workbench.routing.report import RouteReport, arm_stats, report_table
 from workbench.routing.store import default_store
 from workbench.service.workbench import Workbench
 from workbench.telemetry.collector import RequestRecord, Telemetry, WindowStats, summarize
@@ -151,12 +152,31 @@ def _canaries(wb: Workbench) -> list[str]:
         return [f"unavailable ({exc.message})"]
 
 
-def refresh(wb: Workbench, window_label: str) -> tuple[go.Figure, pd.DataFrame, str]:
+OUTCOME_HEADERS = ["variant", "answers", "resolution [95% CI]", "escalation [95% CI]",
+                   "rating [95% CI]"]
+
+
+def outcome_table(wb: Workbench, window_s: float) -> pd.DataFrame:
+    """Customer outcomes per variant over the window's answers, from every face and replica."""
+    try:
+        rows = wb.chatlog.outcome_rows(time.time() - window_s)
+    except WorkbenchError:
+        return pd.DataFrame(columns=OUTCOME_HEADERS)
+    by_variant: dict[str, list[dict]] = {}
+    for row in rows:
+        by_variant.setdefault(row["variant"], []).append(row)
+    table = [report_table(RouteReport("", "", 0.0, {}, {v: arm_stats(v, 0.0, rs)}))[0]
+             for v, rs in sorted(by_variant.items())]
+    return pd.DataFrame([[r[0], r[3], r[4], r[5], r[6]] for r in table], columns=OUTCOME_HEADERS)
+
+
+def refresh(wb: Workbench, window_label: str) -> tuple[go.Figure, pd.DataFrame, str, pd.DataFrame]:
     tel = wb.telemetry
     window_s = WINDOWS.get(window_label, WINDOWS["5 min"])
     now = tel.clock()
     series = bucket_series(tel.records(window_s), window_s, now)
-    return monitor_figure(series, window_label), variant_table(tel, window_s), live_markdown(wb)
+    return (monitor_figure(series, window_label), variant_table(tel, window_s), live_markdown(wb),
+            outcome_table(wb, window_s))
 
 
 def build_monitor_tab(wb: Workbench, tab: gr.Tab) -> None:
@@ -167,10 +187,12 @@ def build_monitor_tab(wb: Workbench, tab: gr.Tab) -> None:
         live = gr.Markdown(elem_id="monitor-live")
     table = gr.Dataframe(label="Per variant and per A/B route arm", interactive=False,
                          elem_id="monitor-table")
+    outcomes = gr.Dataframe(label="Customer outcomes per variant (feedback on the window's answers)",
+                            headers=OUTCOME_HEADERS, interactive=False, elem_id="monitor-outcomes")
     plot = gr.Plot(label="Charts", elem_id="monitor-plot")
     # Off until the tab is first opened, so sessions that never look cost the server nothing.
     timer = gr.Timer(REFRESH_S, active=False)
-    outputs = [plot, table, live]
+    outputs = [plot, table, live, outcomes]
     fn = lambda w: refresh(wb, w)  # noqa: E731
     timer.tick(fn, window, outputs, show_progress="hidden")
     window.change(fn, window, outputs, show_progress="hidden")

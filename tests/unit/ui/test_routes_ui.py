@@ -65,3 +65,17 @@ def test_the_monitor_shows_each_canary(workbench) -> None:
                         guard={"auto": True, "min_feedback": 5, "steps": [50, 100]})
     text = live_markdown(workbench)
     assert "**Canary** support: guard on: collecting 0/5 feedback on a2@v1" in text
+
+
+def test_the_monitor_shows_outcomes_per_variant(workbench) -> None:
+    from workbench.store.chatlog import ChatTurn, Feedback
+    from workbench.ui.monitor_tab import outcome_table
+
+    for i, (resolved, escalated) in enumerate([(True, False), (False, True)]):
+        tid = workbench.chatlog.record(ChatTurn("c", "en", "EU", True, "api", "a1@v1", "tiny", "q", "a"))
+        workbench.chatlog.give_feedback(tid, Feedback(rating=5 - 3 * i, resolved=resolved,
+                                                      escalated=escalated), "api")
+    (row,) = outcome_table(workbench, 300).to_dict(orient="records")
+    assert row["variant"] == "a1@v1" and row["answers"] == "2"
+    assert row["resolution [95% CI]"].startswith("50.0% (1/2)")
+    assert row["escalation [95% CI]"].startswith("50.0% (1/2)") and row["rating [95% CI]"].startswith("3.50")
