@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import sys
+import time
 
 import httpx
 
@@ -38,6 +39,16 @@ def make_route(admin: httpx.Client, incumbent: str, candidate: str, min_feedback
     resp = admin.post("/routes", json={"name": ROUTE, "incumbent": incumbent, "guard": guard, "arms": [
         {"ref": incumbent, "weight": 50}, {"ref": candidate, "weight": 50}]})
     resp.raise_for_status()
+
+
+def wait_for_route(admins: list[httpx.Client], timeout_s: float = 10.0) -> float:
+    """Seconds until every replica serves the new route (they re-read routes every second)."""
+    t0 = time.monotonic()
+    while any(a.get(f"/routes/{ROUTE}").status_code != 200 for a in admins):
+        if time.monotonic() - t0 > timeout_s:
+            raise SystemExit(f"a replica did not see route {ROUTE} within {timeout_s:.0f} s")
+        time.sleep(0.1)
+    return time.monotonic() - t0
 
 
 def ask(client: httpx.Client, i: int, max_tokens: int) -> tuple[str, str]:
@@ -59,6 +70,7 @@ def run(args: argparse.Namespace) -> dict:
     servers = [_client(u, args.api_key) for u in args.url]
     admins = [_client(u, args.admin_token) for u in args.url]
     make_route(admins[0], args.incumbent, args.candidate, args.min_feedback)
+    seen_after = wait_for_route(admins)
     served: list[tuple[int, str, str]] = []
     for i in range(args.requests):
         k = i % len(servers)
@@ -74,7 +86,8 @@ def run(args: argparse.Namespace) -> dict:
             for ref, s in report["arms"].items()}
     rolled_back = route["shares"].get(args.candidate) == 0.0 and any(
         e["action"] == "guard-rollback" and e["who"] == "guard" for e in audit)
-    return {"replicas": len(servers), "requests": args.requests,
+    return {"replicas": len(servers), "route_seen_by_all_after_s": round(seen_after, 2),
+            "requests": args.requests,
             "turns_counted": sum(a["turns"] for a in arms.values()), "arms": arms,
             "shares": route["shares"], "guard": report.get("guard", {}).get("status"),
             "audit": [{k: e.get(k) for k in ("time", "action", "who", "note")} for e in audit],

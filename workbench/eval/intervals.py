@@ -87,8 +87,12 @@ def _share(column: str) -> Statistic:
 
     def compute(arrays: dict[str, np.ndarray], idx: np.ndarray) -> np.ndarray:
         sample = arrays["x"][idx]
-        with np.errstate(invalid="ignore"):
-            return np.nanmean(sample, axis=1) if sample.size else np.full(len(idx), np.nan)
+        if not sample.size:
+            return np.full(len(idx), np.nan)
+        # nanmean warns on an all-missing resample; an empty share is simply unknown (NaN).
+        seen = ~np.isnan(sample)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(seen, sample, 0.0).sum(axis=1) / seen.sum(axis=1)
 
     return Statistic(prepare, compute)
 

@@ -26,7 +26,7 @@ runs with a paired bootstrap (``workbench.eval.intervals``).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 from scipy.stats import binomtest
@@ -201,6 +201,9 @@ class VariantSummary:
     p99_ms: float | None
     # Items answered.
     n: int
+    # Every metric the run has for this variant (acc, acc_norm, format compliance, macro-F1,
+    # latency...): name -> value, n and the 95% interval where there is one.
+    metrics: dict[str, dict] = field(default_factory=dict)
 
     def as_json(self) -> dict:
         """The keys the CLI's JSON line promises, rounded for reading."""
@@ -208,7 +211,9 @@ class VariantSummary:
             return None if x is None else round(x, nd)
         return {"accuracy": r(self.accuracy, 4), "resolution_rate": r(self.resolution_rate, 4),
                 "p50_ms": r(self.p50_ms, 1), "p95_ms": r(self.p95_ms, 1),
-                "p99_ms": r(self.p99_ms, 1), "n": self.n}
+                "p99_ms": r(self.p99_ms, 1), "n": self.n,
+                "metrics": {name: {k: r(v, 4) if isinstance(v, float) else v for k, v in m.items()}
+                            for name, m in self.metrics.items()}}
 
 
 def variant_summaries(df: pd.DataFrame) -> dict[str, VariantSummary]:
@@ -219,5 +224,17 @@ def variant_summaries(df: pd.DataFrame) -> dict[str, VariantSummary]:
         out[str(variant)] = VariantSummary(
             acc.value, acc.low, acc.high, res.value, res.low, res.high,
             get_metric("p50_ms")(group).value, get_metric("p95_ms")(group).value,
-            get_metric("p99_ms")(group).value, int(len(group)))
+            get_metric("p99_ms")(group).value, int(len(group)), all_metrics(group))
+    return out
+
+
+def all_metrics(df: pd.DataFrame) -> dict[str, dict]:
+    """Every registered metric the frame has data for, with its interval when it has one."""
+    out = {}
+    for name in ("accuracy", "macro_f1", "resolution_rate", *OPTIONAL_METRICS, *LATENCY_METRICS):
+        if name in OPTIONAL_METRICS and OPTIONAL_METRICS[name] not in df:
+            continue
+        value = get_metric(name)(df)
+        if value.value is not None:
+            out[name] = {"value": value.value, "n": value.n, "low": value.low, "high": value.high}
     return out

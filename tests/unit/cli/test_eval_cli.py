@@ -49,8 +49,11 @@ def test_eval_json_runs_report_export(cli_env: Path, tmp_path: Path) -> None:
     out = json.loads(res.stdout.strip().splitlines()[-1])
     assert set(out["variants"]) == {"base", "a1"}
     for summary in out["variants"].values():
-        assert set(summary) == {"accuracy", "resolution_rate", "p50_ms", "p95_ms", "p99_ms", "n"}
+        assert set(summary) == {"accuracy", "resolution_rate", "p50_ms", "p95_ms", "p99_ms", "n", "metrics"}
         assert summary["n"] == 5 and summary["p50_ms"] > 0
+        # every metric the run has, with its interval where there is one
+        assert {"accuracy", "resolution_rate", "p50_ms"} <= set(summary["metrics"])
+        assert set(summary["metrics"]["resolution_rate"]) == {"value", "n", "low", "high"}
     assert "By language" in res.stdout and "By region" in res.stdout
     assert "Against the first variant, same items (paired bootstrap, 95%)" in res.stdout
     run_id = out["run_id"]

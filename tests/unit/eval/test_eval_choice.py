@@ -117,6 +117,9 @@ def test_run_reports_acc_and_generation_scores_side_by_side(workbench, tmp_path:
     df = store.results_frame(result.run_id)
     assert df["score:intent_label"].notna().all()  # generation scoring stays
     assert df["score:loglik"].notna().all() and df["score:loglik_norm"].notna().all()
+    # The JSON line scripts read carries them too, with intervals.
+    metrics = next(iter(result.summary.values())).as_json()["metrics"]
+    assert {"acc", "acc_norm", "accuracy", "macro_f1"} <= set(metrics) and metrics["acc"]["low"] is not None
     # Each stored pick is the argmax of the engine's own log-likelihoods for that row.
     eng = workbench.engine
     for _, row in df.iterrows():
