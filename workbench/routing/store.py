@@ -25,7 +25,7 @@ from workbench.errors import InputError, UnknownNameError, WorkbenchError
 from workbench.routing.guard import GuardPolicy
 from workbench.routing.routes import (BASE_ARM, DEFAULT_MARGIN, Arm, Route, assign, check_arm_ref,
                                       check_route, token_id)
-from workbench.store.db import Database
+from workbench.store.db import Database, database_url
 from workbench.store.schema import route_audit
 from workbench.store.schema import routes as routes_table
 
@@ -244,17 +244,18 @@ class RouteStore:
         return candidate
 
 
-_stores: dict[Path, RouteStore] = {}
+_stores: dict[str, RouteStore] = {}
 _stores_lock = threading.Lock()
 
 
 def default_store() -> RouteStore:
-    """One store per WORKBENCH_HOME, so its parsed cache is shared by every caller."""
-    home = workbench_home()
+    """One store per database (WORKBENCH_DB_URL, else WORKBENCH_HOME's file), so its parsed
+    cache is shared by every caller in the process."""
+    key = database_url()
     with _stores_lock:
-        if home not in _stores:
-            _stores[home] = RouteStore(home)
-        return _stores[home]
+        if key not in _stores:
+            _stores[key] = RouteStore()
+        return _stores[key]
 
 
 def resolve_route(model_name: str, user_key: str | None) -> str | None:

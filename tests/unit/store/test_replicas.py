@@ -49,8 +49,9 @@ def adapter_a1(tmp_home, tiny_loaded, make_adapter) -> None:
 def replica_b(pg_url, tmp_home, adapter_a1) -> Iterator[str]:
     """A second replica in its own process, on the same database and adapters folder."""
     port = free_port()
+    # Its own WORKBENCH_HOME, as on another host: only the database is shared.
     env = {**os.environ, "WORKBENCH_DB_URL": pg_url, "WORKBENCH_ADMIN_TOKEN": ADMIN,
-           "WORKBENCH_API_KEY": KEY}
+           "WORKBENCH_API_KEY": KEY, "WORKBENCH_HOME": str(tmp_home.parent / "home-b")}
     proc = subprocess.Popen([sys.executable, "-m", "workbench.cli", "serve", "--model", "tiny-glm",
                              "--port", str(port), "--preset", "test"], cwd=REPO_ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
