@@ -16,6 +16,7 @@ from workbench.api.contract import api_routes
 from workbench.api.models import ErrorInfo, ErrorResponse
 from workbench.errors import (AdapterError, AuthError, BusyError, InputError, UnknownNameError,
                               WorkbenchError)
+from workbench.store.db import StoreUnavailable
 
 log = logging.getLogger("workbench.api")
 RETRY_AFTER_S = 1
@@ -51,7 +52,7 @@ def from_workbench(exc: WorkbenchError, param: str | None = None) -> APIError:
     param = param or exc.param
     if isinstance(exc, AuthError):
         return APIError(exc.status, exc.message)
-    if isinstance(exc, BusyError):
+    if isinstance(exc, (BusyError, StoreUnavailable)):  # try again shortly
         return APIError(503, exc.message, headers={"Retry-After": str(RETRY_AFTER_S)})
     if isinstance(exc, UnknownNameError):
         if exc.kind in ("model", "adapter", "loaded adapter") or exc.kind.startswith("version of"):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -25,10 +26,11 @@ from workbench.errors import InputError, UnknownNameError, WorkbenchError
 from workbench.routing.guard import GuardPolicy
 from workbench.routing.routes import (BASE_ARM, DEFAULT_MARGIN, Arm, Route, assign, check_arm_ref,
                                       check_route, token_id)
-from workbench.store.db import Database, database_url
+from workbench.store.db import Database, StoreUnavailable, database_url
 from workbench.store.schema import route_audit
 from workbench.store.schema import routes as routes_table
 
+log = logging.getLogger(__name__)
 ROUTES_FILE = "routes.yaml"  # an earlier release's file, imported once
 # A reader re-reads the routes at most this long after its last read (replicas converge).
 REFRESH_S = 1.0
@@ -46,18 +48,26 @@ class RouteStore:
         # When given, arms other than base must name a registered adapter version.
         self.registry = registry
         self._cache: tuple[float, dict[str, Route]] = (0.0, {})
+        self._last_good: dict[str, Route] | None = None
         self._lock = threading.Lock()
         self._imported = False
 
     # ---- reading -----------------------------------------------------------------------
     def routes(self) -> dict[str, Route]:
-        """Every route; read from the store when the last read is older than ``REFRESH_S``."""
+        """Every route; read from the store when the last read is older than ``REFRESH_S``.
+        While the database is away the last routes read keep serving (inference goes on)."""
         with self._lock:
             read_at, cached = self._cache
             if time.monotonic() - read_at >= REFRESH_S or not read_at:
-                with self.db.begin() as conn:
-                    self._import_yaml(conn)
-                    cached = self._read(conn)
+                try:
+                    with self.db.begin() as conn:
+                        self._import_yaml(conn)
+                        cached = self._last_good = self._read(conn)
+                except StoreUnavailable:
+                    if self._last_good is None:
+                        raise
+                    log.warning("routes: the database is away; serving the last routes read")
+                    cached = self._last_good
                 self._cache = (time.monotonic(), cached)
             return dict(cached)
 

@@ -100,12 +100,16 @@ def test_replicas_share_routes_turns_and_feedback(tiny_loaded, make_adapter, pg_
 
 def test_a_lost_database_costs_no_answer(tiny_loaded, make_adapter, pg_url, pg_cluster) -> None:
     with serve_tiny(tiny_loaded, make_adapter, api_key=KEY) as a:
-        before = chat(a.v1, "a1", "u-1").json()["id"]
+        made = httpx.post(a.v1 + "/routes", headers=ADMIN_AUTH, timeout=30, json={
+            "name": "support", "arms": [{"ref": "a1@v1", "weight": 100}]})
+        assert made.status_code == 200, made.text
+        before = chat(a.v1, "support", "u-1").json()["id"]
         a.wb.recorder.flush()
         pg_cluster.ctl("stop")
         try:
-            during = chat(a.v1, "a1", "u-2")
-            assert during.status_code == 200  # inference keeps serving
+            time.sleep(1.1)  # past the routes' refresh: the next request must re-read them
+            during = chat(a.v1, "support", "u-2")
+            assert during.status_code == 200, during.text  # inference keeps serving, routes too
             refused = httpx.post(a.v1 + "/feedback", json={"id": before, "rating": 4}, headers=AUTH,
                                  timeout=30)
             assert refused.status_code == 503 and refused.headers["retry-after"], refused.text
