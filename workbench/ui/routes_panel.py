@@ -12,11 +12,14 @@ route and arm, and its rating and "resolved?" feed the route view.
 """
 from __future__ import annotations
 
+import json
+
 import gradio as gr
 
 from workbench.engine.request import SamplingParams
-from workbench.errors import AuthError, WorkbenchError
+from workbench.errors import AuthError, InputError, WorkbenchError
 from workbench.routing import canary
+from workbench.routing.guard import GuardPolicy
 from workbench.routing.report import (REPORT_HEADERS, manual_policy, promote, promote_decision,
                                       report_table, route_report)
 from workbench.routing.routes import parse_arms
@@ -25,6 +28,9 @@ from workbench.service.turns import Face, TurnHandle, TurnRequest, stream_togeth
 from workbench.service.workbench import Workbench
 from workbench.store.chatlog import ChatLog
 from workbench.ui.common import guard, history_messages, refuse
+
+
+GUARD_EXAMPLE = '{"auto": true, "metric": "resolution", "margin": 0.02, "min_feedback": 200, "steps": [10, 50, 100]}'
 
 
 # ---- route view (Adapters tab) -------------------------------------------------------------
@@ -59,11 +65,19 @@ def who_from_token(wb: Workbench, token: str | None) -> str:
 
 def _route_handlers(wb: Workbench):
     @guard
-    def on_create(token, name, arms, incumbent, margin):
+    def on_create(token, name, arms, incumbent, margin, guard_text):
         route = default_store().create((name or "").strip(), parse_arms(arms or ""),
                                        (incumbent or "").strip() or None, margin=float(margin),
-                                       who=who_from_token(wb, token))
+                                       who=who_from_token(wb, token), guard=guard_policy(guard_text))
         return route.name, f"Created route {route.name}."
+
+    @guard
+    def on_guard(token, name, guard_text):
+        _need(name)
+        policy = guard_policy(guard_text) or {}  # empty: the guard comes off
+        route = default_store().set(name, guard=policy, who=who_from_token(wb, token), action="guard")
+        return route.name, ("Guard saved: it acts on the next feedback." if route.guard else
+                            "Guard removed: promote and roll back by hand.")
 
     @guard
     def on_set(token, name, arms):
@@ -83,7 +97,20 @@ def _route_handlers(wb: Workbench):
         route = default_store().rollback(name, who=who_from_token(wb, token))
         return route.name, f"Rolled back: all traffic to {route.incumbent}."
 
-    return on_create, on_set, on_promote, on_rollback
+    return on_create, on_set, on_promote, on_rollback, on_guard
+
+
+def guard_policy(text: str | None) -> dict | None:
+    """The automatic guard typed as JSON (empty: none); refused with the reason when malformed."""
+    if not (text or "").strip():
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"The guard policy is not JSON ({exc.msg}); e.g. {GUARD_EXAMPLE}") from None
+    if not isinstance(value, dict):
+        raise InputError(f"The guard policy is a JSON object, e.g. {GUARD_EXAMPLE}")
+    return GuardPolicy.parse(value).as_dict()
 
 
 def _need(name: str | None) -> None:
@@ -106,12 +133,15 @@ def build_routes_panel(wb: Workbench) -> None:
                           placeholder="cs-support@v2=90, cs-support@v3=10", elem_id="routes-arms", scale=3)
         incumbent = gr.Textbox(label="Incumbent (default: first arm)", elem_id="routes-incumbent", scale=1)
         margin = gr.Number(0.02, label="Promote margin", elem_id="routes-margin", scale=0)
+    guard_box = gr.Textbox(label="Automatic canary guard (JSON; empty: none)", placeholder=GUARD_EXAMPLE,
+                           elem_id="routes-guard")
     token = gr.Textbox(label="Admin token", type="password", elem_id="routes-token")
     with gr.Row():
         create = gr.Button("Create route", elem_id="routes-create")
         save = gr.Button("Save weights", variant="primary", elem_id="routes-set")
         promote = gr.Button("Promote candidate", elem_id="routes-promote")
         rollback = gr.Button("Roll back to incumbent", elem_id="routes-rollback")
+        save_guard = gr.Button("Save guard", elem_id="routes-guard-set")
     status = gr.Markdown("", elem_id="routes-status")
 
     @guard
@@ -120,11 +150,12 @@ def build_routes_panel(wb: Workbench) -> None:
         return gr.update(choices=route_choices(), value=route_name), rows, text, message
 
     outs = [pick, table, summary, status]
-    on_create, on_set, on_promote, on_rollback = _route_handlers(wb)
+    on_create, on_set, on_promote, on_rollback, on_guard = _route_handlers(wb)
     pick.input(show, pick, outs)
     refresh.click(show, pick, outs)
-    create.click(lambda t, n, a, i, m: show(*on_create(t, n, a, i, m)),
-                 [token, name, arms, incumbent, margin], outs)
+    create.click(lambda t, n, a, i, m, g: show(*on_create(t, n, a, i, m, g)),
+                 [token, name, arms, incumbent, margin, guard_box], outs)
+    save_guard.click(lambda t, n, g: show(*on_guard(t, n, g)), [token, pick, guard_box], outs)
     save.click(lambda t, n, a: show(*on_set(t, n, a)), [token, pick, arms], outs)
     promote.click(lambda t, n: show(*on_promote(t, n)), [token, pick], outs)
     rollback.click(lambda t, n: show(*on_rollback(t, n)), [token, pick], outs)

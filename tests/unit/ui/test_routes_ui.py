@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from workbench.errors import AuthError, UnknownNameError, WorkbenchError
+from workbench.errors import AuthError, InputError, UnknownNameError, WorkbenchError
 from workbench.routing.routes import parse_arms
 from workbench.routing.store import RouteStore
 from workbench.ui.routes_panel import route_view, start_customer_turn, who_from_token
@@ -79,3 +79,22 @@ def test_the_monitor_shows_outcomes_per_variant(workbench) -> None:
     assert row["variant"] == "a1@v1" and row["answers"] == "2"
     assert row["resolution [95% CI]"].startswith("50.0% (1/2)")
     assert row["escalation [95% CI]"].startswith("50.0% (1/2)") and row["rating [95% CI]"].startswith("3.50")
+
+
+def test_the_route_view_sets_a_guard(workbench) -> None:
+    from workbench.ui.routes_panel import _route_handlers, guard_policy
+
+    workbench.admin_token = "ui-admin"
+    on_create, _set, _promote, _rollback, on_guard = _route_handlers(workbench)
+    on_create("ui-admin", "support", "a1@v1=90, a2@v1=10", "", 0.02, "")
+    assert RouteStore().get("support").guard is None
+    name, message = on_guard("ui-admin", "support", '{"auto": true, "min_feedback": 50}')
+    assert message.startswith("Guard saved") and RouteStore().get("support").guard["min_feedback"] == 50
+    rows, text = route_view("support")
+    assert "Automatic canary: guard on: collecting 0/50 feedback on a2@v1" in text
+    assert RouteStore().audit("support")[-1]["action"] == "guard"
+    for bad, why in (("{auto: true}", "not JSON"), ("[1]", "JSON object"), ('{"margn": 0.1}', "margin")):
+        with pytest.raises(InputError, match=why):
+            guard_policy(bad)
+    on_guard("ui-admin", "support", "")
+    assert RouteStore().get("support").guard is None
