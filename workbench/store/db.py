@@ -9,6 +9,7 @@ with ``Retry-After``); the next call after it comes back works again, without a 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import threading
 from collections.abc import Iterator
@@ -16,12 +17,14 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, create_engine, event, exc, make_url
+from sqlalchemy import Connection, Engine, create_engine, event, exc, make_url, text
 
 from workbench.config import db_path
 from workbench.errors import WorkbenchError
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+# Any fixed number: the advisory lock replicas take while one of them migrates.
+MIGRATION_LOCK_KEY = 7_242_021
 _engines: dict[str, Engine] = {}
 _migrated: set[str] = set()
 _lock = threading.Lock()
@@ -75,12 +78,30 @@ def dispose_engine(url: str) -> None:
 
 
 def migrate(eng: Engine) -> None:
-    """Bring the schema to the newest migration (old SQLite files are upgraded in place)."""
+    """Bring the schema to the newest migration (old SQLite files are upgraded in place).
+    Replicas starting together take turns: one migrates, the others then find it done."""
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
-    with eng.begin() as conn:
+    with _migration_lock(eng), eng.begin() as conn:
+        if conn.dialect.name == "postgresql":  # held until this transaction ends
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
+
+
+@contextlib.contextmanager
+def _migration_lock(eng: Engine) -> Iterator[None]:
+    """A file lock beside a SQLite database (PostgreSQL uses an advisory lock instead)."""
+    database = eng.url.database
+    if eng.dialect.name != "sqlite" or not database or database == ":memory:":
+        yield
+        return
+    with open(f"{database}.migrate-lock", "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 @contextlib.contextmanager

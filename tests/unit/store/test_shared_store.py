@@ -84,3 +84,16 @@ def test_a_release_before_migrations_keeps_its_turns(tmp_home) -> None:
     assert log.route_turns("r")[0]["resolved"] == 1 and log.get("t1")["rating"] == 5
     log.give_feedback("t1", Feedback(escalated=True), "page", merge=True)
     assert log.get("t1")["escalated"] == 1 and log.get("t1")["rating"] == 5
+
+
+def test_replicas_starting_together_migrate_once(db_url: str) -> None:
+    """Two processes opening a new database at once: one migrates, the other waits for it."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from workbench.store.chatlog import ChatLog; ChatLog(url=sys.argv[1]); "
+            "print('ok')")
+    procs = [subprocess.Popen([sys.executable, "-c", code, db_url], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True) for _ in range(3)]
+    outs = [p.communicate(timeout=120)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
