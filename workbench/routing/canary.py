@@ -27,11 +27,10 @@ def live_candidate(route: Route) -> str | None:
     return live[0] if len(live) == 1 else None
 
 
-def outcomes(rows: list[dict], arm: str, metric: str) -> ArmOutcomes:
+def outcomes(counts: dict[str, dict[str, tuple[int, int]]], arm: str, metric: str) -> ArmOutcomes:
     """One arm's answers with feedback on ``metric`` and how many were a success."""
-    key = "resolved" if metric == "resolution" else "escalated"
-    given = [int(r[key]) for r in rows if r["arm"] == arm and r.get(key) is not None]
-    return ArmOutcomes(len(given), sum(given), arm)
+    n, yes = counts.get(arm, {}).get(metric, (0, 0))
+    return ArmOutcomes(n, yes, arm)
 
 
 def decide(route: Route, chatlog: ChatLog, policy: GuardPolicy | None = None) -> GuardDecision | None:
@@ -40,14 +39,14 @@ def decide(route: Route, chatlog: ChatLog, policy: GuardPolicy | None = None) ->
     candidate = live_candidate(route)
     if candidate is None:
         return None
-    rows = chatlog.route_turns(route.name)
-    return evaluate(policy, outcomes(rows, route.incumbent, policy.metric),
-                    outcomes(rows, candidate, policy.metric))
+    counts = chatlog.outcome_counts(route.name)
+    return evaluate(policy, outcomes(counts, route.incumbent, policy.metric),
+                    outcomes(counts, candidate, policy.metric))
 
 
 def _fresh(route: Route, chatlog: ChatLog, candidate: str, policy: GuardPolicy) -> int:
     """Candidate feedback since the route last changed (evidence for this step)."""
-    return outcomes(chatlog.route_turns(route.name, since=route.updated), candidate, policy.metric).n
+    return outcomes(chatlog.outcome_counts(route.name, since=route.updated), candidate, policy.metric).n
 
 
 def check(store: RouteStore, chatlog: ChatLog, name: str) -> GuardDecision | None:

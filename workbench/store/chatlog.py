@@ -17,7 +17,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 
 from workbench.config import workbench_home
 from workbench.domain.pii import mask_pii
@@ -197,6 +197,18 @@ class ChatLog:
                  .where(c.route == route, c.created >= (since or 0.0)).order_by(c.created))
         with self.db.begin() as conn:
             return [dict(r) for r in conn.execute(query).mappings()]
+
+    def outcome_counts(self, route: str, since: float | None = None) -> dict[str, dict[str, int]]:
+        """Per arm of ``route``: answers with a resolved / escalated outcome and how many said
+        yes, counted by the database (the guard asks after every feedback)."""
+        c = chat_turns.c
+        query = (select(c.arm, func.count(c.resolved), func.coalesce(func.sum(c.resolved), 0),
+                        func.count(c.escalated), func.coalesce(func.sum(c.escalated), 0))
+                 .where(c.route == route, c.created >= (since or 0.0)).group_by(c.arm))
+        with self.db.begin() as conn:
+            rows = conn.execute(query).all()
+        return {arm: {"resolution": (int(rn), int(ry)), "escalation": (int(en), int(ey))}
+                for arm, rn, ry, en, ey in rows}
 
     def outcome_rows(self, since: float) -> list[dict]:
         """Every answer newer than ``since`` with its variant, feedback, latency and error."""
