@@ -165,11 +165,12 @@ class ChatLog:
                      "resolved": None if feedback.resolved is None else int(feedback.resolved),
                      "escalated": None if feedback.escalated is None else int(feedback.escalated)}
             after = {k: (v if v is not None else before[k]) for k, v in given.items()} if merge else given
+            now = time.time()
             conn.execute(update(chat_turns).where(chat_turns.c.turn_id == turn_id)
-                         .values(**after, feedback_at=time.time()))
-            conn.execute(insert(feedback_audit).values(turn_id=turn_id, at=time.time(), source=source,
+                         .values(**after, feedback_at=now))
+            conn.execute(insert(feedback_audit).values(turn_id=turn_id, at=now, source=source,
                                                        before=json.dumps(before), after=json.dumps(after)))
-        return {**dict(row), **after}
+        return {**dict(row), **after, "feedback_at": now}
 
     def get(self, turn_id: str) -> dict | None:
         with self.db.begin() as conn:

@@ -29,6 +29,7 @@ def test_feedback_is_stored_replaced_and_audited(tmp_home, tiny_loaded, make_ada
         assert answer["id"].startswith("chatcmpl-")
         first = feedback(s, {"id": answer["id"], "rating": 2, "resolved": False})
         assert first.status_code == 200, first.text
+        assert first.json()["updated"] > 0
         assert first.json() | {"updated": None} == {
             "id": answer["id"], "object": "feedback", "rating": 2, "resolved": False, "escalated": None,
             "comment": None, "model": "a1@v1", "route": None, "arm": None, "updated": None}
