@@ -39,15 +39,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="Bearer key for the /v1 inference routes (env WORKBENCH_API_KEY)")
     ap.add_argument("--backend", choices=BACKENDS, default="local",
                     help="generate on this process's engine, or on an OpenAI-compatible server")
-    ap.add_argument("--base-url", default=os.environ.get("WORKBENCH_BACKEND_URL"),
-                    help="with --backend openai: the server's base URL, e.g. http://10.0.0.5:8000/v1")
+    ap.add_argument("--base-url", action="append", default=None,
+                    help="with --backend openai: the server's base URL, e.g. http://10.0.0.5:8000/v1; "
+                         "repeat for replicas (env WORKBENCH_BACKEND_URL: one URL)")
     ap.add_argument("--backend-api-key", default=os.environ.get("WORKBENCH_BACKEND_API_KEY"),
                     help="with --backend openai: the server's bearer key")
     return ap.parse_args(argv)
 
 
 def create_demo(model: str, adapters: list[str] | None = None, backend: str = "local",
-                base_url: str | None = None, backend_api_key: str | None = None):
+                base_url: list[str] | str | None = None, backend_api_key: str | None = None):
     wb = start_workbench(backend, base_url, backend_api_key, model=model, adapters=adapters)
     return build_demo(wb), wb
 
@@ -72,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = APISettings(api_key=args.api_key or None)
     try:
         check_bind(args.host, settings, os.environ.get("WORKBENCH_ADMIN_TOKEN"))
-        demo, wb = create_demo(args.model, refs, args.backend, args.base_url, args.backend_api_key)
+        urls = args.base_url or [u for u in [os.environ.get("WORKBENCH_BACKEND_URL")] if u]
+        demo, wb = create_demo(args.model, refs, args.backend, urls, args.backend_api_key)
     except WorkbenchError as exc:
         print(f"Error: {exc.message}", file=sys.stderr)
         return exc.exit_code

@@ -72,6 +72,9 @@ class RemoteBackend(CallerMixin):
         self.base_id = ""
         # Set once the server refused vLLM's extra sampling fields; later requests omit them.
         self.plain_openai = False
+        # Asked when a request fails before its first token (connection refused, 5xx): True
+        # means another server took it over, so it does not end here (see ``replicas.py``).
+        self.failover: Callable[[Request, str], bool] | None = None
 
     # ---- lifecycle -------------------------------------------------------------------
     def start(self) -> "RemoteBackend":
@@ -138,6 +141,12 @@ class RemoteBackend(CallerMixin):
         self.base_id = self._base_hint or next((m.id for m in models if not m.parent), ids[0])
         return models
 
+    @property
+    def in_flight(self) -> int:
+        """Requests queued or streaming on this server."""
+        with self._lock:
+            return len(self._requests)
+
     def snapshot(self) -> EngineSnapshot:
         with self._lock:
             running = list(self._running.values())
@@ -149,8 +158,9 @@ class RemoteBackend(CallerMixin):
     def submit(self, messages: list[dict[str, str]], adapter: str | None = None,
                sampling: SamplingParams | None = None, max_new_tokens: int = 128,
                priority: Priority = Priority.INTERACTIVE, cut_last: bool = False,
-               truncate: bool = True, request_id: str | None = None) -> Request:
-        """Queue a chat request for the server; BusyError when the client's queue is full.
+               truncate: bool = True, request_id: str | None = None,
+               affinity: str | None = None) -> Request:
+        """Queue a chat request for the server (one server: ``affinity`` has nothing to pick); BusyError when the client's queue is full.
         Fitting the prompt (``cut_last``, ``truncate``) is the server's business here: it
         knows its own context window and refuses what does not fit."""
         check_request(messages, max_new_tokens, self.config)
@@ -185,7 +195,30 @@ class RemoteBackend(CallerMixin):
                 self._run(req)
             except Exception as exc:  # a bad response must never kill a worker
                 log.warning("remote request %s failed: %s", req.request_id, exc)
-                self._end(req, RequestStatus.FAILED, f"Backend request failed: {exc}")
+                if not self._hand_over(req, str(exc)):
+                    why = (f"The server at {self.base_url} failed mid-answer ({exc}); the answer is "
+                           "incomplete." if req.metrics.token_times else f"Backend request failed: {exc}")
+                    self._end(req, RequestStatus.FAILED, why)
+
+    def _hand_over(self, req: Request, reason: str) -> bool:
+        """Give a request that has not streamed anything to another server, if one takes it."""
+        if req.metrics.token_times or req.cancelled or self.failover is None:
+            return False
+        with self._lock:
+            self._running.pop(req.request_id, None)
+            self._requests.pop(req.request_id, None)
+        req.status = RequestStatus.WAITING
+        if self.failover(req, reason):
+            return True
+        with self._lock:
+            self._requests[req.request_id] = req
+        return False
+
+    def adopt(self, req: Request) -> None:
+        """Queue a request another server could not serve (it keeps its id and stream)."""
+        with self._lock:
+            self._requests[req.request_id] = req
+            self._queue.put((int(req.priority), next(_seq), req))
 
     def _run(self, req: Request) -> None:
         with self._lock:
@@ -200,6 +233,8 @@ class RemoteBackend(CallerMixin):
                 log.warning("%s refused vLLM's extra sampling fields (%s); sending plain OpenAI "
                             "requests from now on", self.base_url, error_message(resp))
                 return self._run(req)
+            if resp.status_code >= 500 and self._hand_over(req, f"HTTP {resp.status_code}"):
+                return
             if resp.status_code != 200:
                 self._end(req, RequestStatus.FAILED,
                           f"The backend refused the request ({error_message(resp)}).")

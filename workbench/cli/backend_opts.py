@@ -16,7 +16,8 @@ class BackendChoice:
     """Where generations run: ``local`` (the in-process engine) or ``openai`` (a server)."""
 
     kind: str = "local"
-    base_url: str | None = None
+    # One server, or several replicas of it.
+    base_urls: tuple[str, ...] = ()
     api_key: str | None = None
 
     @property
@@ -27,7 +28,7 @@ class BackendChoice:
         """A running Workbench on this backend (``model`` is ignored for a remote one)."""
         from workbench.service.start import start_workbench
 
-        return start_workbench(self.kind, self.base_url, self.api_key, model=model,
+        return start_workbench(self.kind, list(self.base_urls), self.api_key, model=model,
                                adapters=adapters, engine_config=engine_config)
 
 
@@ -36,18 +37,21 @@ def backend_options(fn: F) -> F:
     turns them into a :class:`BackendChoice` with :func:`backend_choice`."""
     fn = click.option("--api-key", envvar="WORKBENCH_BACKEND_API_KEY", default=None,
                       help="Bearer key of the remote server (env WORKBENCH_BACKEND_API_KEY).")(fn)
-    fn = click.option("--base-url", envvar="WORKBENCH_BACKEND_URL", default=None, metavar="URL",
-                      help="The remote server's OpenAI base URL, e.g. http://127.0.0.1:8000/v1.")(fn)
+    fn = click.option("--base-url", envvar="WORKBENCH_BACKEND_URL", multiple=True, metavar="URL",
+                      help="The remote server's OpenAI base URL, e.g. http://127.0.0.1:8000/v1; "
+                      "repeat for replicas.")(fn)
     fn = click.option("--backend", type=click.Choice(["local", "openai"]), default="local",
                       show_default=True,
                       help="Run on this process's engine, or on an OpenAI-compatible server.")(fn)
     return fn
 
 
-def backend_choice(backend: str, base_url: str | None, api_key: str | None) -> BackendChoice:
+def backend_choice(backend: str, base_url: str | tuple[str, ...] | None,
+                   api_key: str | None) -> BackendChoice:
     """Check the combination before anything loads."""
-    if backend == "openai" and not base_url:
+    urls = (base_url,) if isinstance(base_url, str) else tuple(base_url or ())
+    if backend == "openai" and not urls:
         raise click.UsageError("--backend openai needs --base-url (e.g. http://127.0.0.1:8000/v1).")
-    if backend == "local" and base_url:
+    if backend == "local" and urls:
         raise click.UsageError("--base-url is for --backend openai.")
-    return BackendChoice(backend, base_url, api_key)
+    return BackendChoice(backend, urls, api_key)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import click
 
@@ -28,13 +29,16 @@ from workbench.cli.precheck import (DEFAULT_MODEL, before_loading, check_engine_
 @click.option("--backend", type=click.Choice(["local", "openai"]), default="local", show_default=True,
               help="Generate on this process's engine, or forward to an OpenAI-compatible server "
               "(a vLLM cluster): routes, metrics and the admin API stay here.")
-@click.option("--base-url", envvar="WORKBENCH_BACKEND_URL", default=None, metavar="URL",
-              help="With --backend openai: the server's base URL, e.g. http://10.0.0.5:8000/v1.")
+@click.option("--base-url", envvar="WORKBENCH_BACKEND_URL", multiple=True, metavar="URL",
+              help="With --backend openai: the server's base URL, e.g. http://10.0.0.5:8000/v1; "
+              "repeat for replicas (--adapters are then loaded on every one).")
+@click.option("--replica-adapter-root", default=None, type=click.Path(path_type=Path),
+              help="Where the replicas see the adapters registry, when mounted elsewhere.")
 @click.option("--backend-api-key", envvar="WORKBENCH_BACKEND_API_KEY", default=None,
               help="With --backend openai: the server's bearer key.")
 def serve_cmd(model: str, adapters: str | None, host: str, port: int, api_key: str | None,
-              max_body_kb: int, preset: str, backend: str, base_url: str | None,
-              backend_api_key: str | None) -> None:
+              max_body_kb: int, preset: str, backend: str, base_url: tuple[str, ...],
+              replica_adapter_root: Path | None, backend_api_key: str | None) -> None:
     """Serve /v1/chat/completions, /v1/completions, /v1/models, adapter admin and /metrics.
 
     Adapter administration (/v1/load_lora_adapter, /v1/unload_lora_adapter, ...) is on only
@@ -58,7 +62,11 @@ def serve_cmd(model: str, adapters: str | None, host: str, port: int, api_key: s
     from workbench.api.app import create_api
     from workbench.api.server import serve
 
-    wb = choice.start(model, refs, engine_preset(preset))
+    from workbench.service.start import start_workbench
+
+    wb = start_workbench(choice.kind, list(choice.base_urls), choice.api_key, model=model,
+                         adapters=refs, engine_config=engine_preset(preset),
+                         replica_adapter_root=replica_adapter_root)
     try:
         click.echo(f"Serving {wb.loaded.describe()} on http://{host}:{port}/v1 "
                    f"(adapters: {', '.join(v.ref for v in wb.served.values()) or 'none'}; "

@@ -129,8 +129,9 @@ class Engine(CallerMixin):
     def submit(self, messages: list[dict[str, str]], adapter: str | None = None,
                sampling: SamplingParams | None = None, max_new_tokens: int = 128,
                priority: Priority = Priority.INTERACTIVE, cut_last: bool = False,
-               truncate: bool = True, request_id: str | None = None) -> Request:
-        """Queue a chat request; raises BusyError when the queue is full, InputError when
+               truncate: bool = True, request_id: str | None = None,
+               affinity: str | None = None) -> Request:
+        """Queue a chat request (``affinity`` picks a replica elsewhere: one engine ignores it); raises BusyError when the queue is full, InputError when
         the prompt cannot fit even with older turns dropped (and, with ``cut_last``, the
         newest message shortened), ContextLengthError when it does not fit and ``truncate``
         is off. ``request_id`` names it (the service's turn id), else one is drawn."""

@@ -39,7 +39,8 @@ class CallerMixin:
     def submit(self, messages: list[dict[str, str]], adapter: str | None = None,
                sampling: SamplingParams | None = None, max_new_tokens: int = 128,
                priority: Priority = Priority.INTERACTIVE, cut_last: bool = False,
-               truncate: bool = True, request_id: str | None = None) -> Request:
+               truncate: bool = True, request_id: str | None = None,
+               affinity: str | None = None) -> Request:
         raise NotImplementedError
 
     def cancel(self, request_id: str) -> bool:

@@ -316,3 +316,15 @@ class EngineSnapshot:
     loaded_adapters: tuple[str, ...]
     # How decode steps run (``StaticDecoder.describe``; "eager" without decode graphs).
     decode: str = "eager"
+    # Behind several servers: each replica's state (empty for one engine or one server).
+    replicas: tuple["ReplicaState", ...] = ()
+
+
+@dataclass(frozen=True)
+class ReplicaState:
+    """One server behind a replicated backend, as the Monitor and /metrics show it."""
+
+    url: str
+    up: bool
+    in_flight: int
+    adapters: tuple[str, ...]

@@ -205,7 +205,8 @@ class Workbench:
                 req = self.engine.submit(messages, adapter=variant.adapter, sampling=turn.sampling,
                                          max_new_tokens=max_new, priority=turn.priority,
                                          truncate=turn.fit != Fit.REFUSE,
-                                         cut_last=turn.fit == Fit.CUT_LAST, request_id=turn_id)
+                                         cut_last=turn.fit == Fit.CUT_LAST, request_id=turn_id,
+                                         affinity=turn.user)
             except BaseException:
                 self._unpin(turn_id)
                 raise

@@ -46,7 +46,7 @@ import psutil
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.process_collector import ProcessCollector
 
-from workbench.engine.request import BASE_LABEL, EngineSnapshot, Request
+from workbench.engine.request import BASE_LABEL, EngineSnapshot, ReplicaState, Request
 from workbench.telemetry.gauges import LABELS, GaugeCollector, cuda_allocated, cuda_utilization
 
 WINDOWS = {"5m": 300.0, "15m": 900.0, "60m": 3600.0}
@@ -153,6 +153,8 @@ class LiveGauges:
     cuda_utilization_percent: float | None = None
     # How the engine's decode steps run ("eager", "CUDA graphs (...)", ...).
     decode: str = "eager"
+    # Each replica's state behind a replicated backend (empty otherwise).
+    replicas: tuple[ReplicaState, ...] = ()
 
 
 def _pct(values: list[float], q: float) -> float | None:
@@ -368,7 +370,7 @@ class Telemetry:
     def live(self) -> LiveGauges:
         snap = self._snapshot()
         return LiveGauges(snap.running, snap.waiting, tuple(snap.loaded_adapters), self._rss(),
-                          cuda_allocated(), cuda_utilization(), snap.decode)
+                          cuda_allocated(), cuda_utilization(), snap.decode, snap.replicas)
 
     def exposition(self) -> bytes:
         """The Prometheus text format of every metric."""

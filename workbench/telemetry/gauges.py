@@ -7,7 +7,7 @@ from typing import Any
 
 from prometheus_client.core import GaugeMetricFamily
 
-from workbench.engine.request import BASE_ADAPTER, BASE_LABEL
+from workbench.engine.request import BASE_ADAPTER, BASE_LABEL, ReplicaState
 
 LABELS = ("model_name", "adapter", "adapter_version")
 
@@ -58,6 +58,7 @@ class GaugeCollector:
                                     labels=LABELS)
         waiting.add_metric([tel.model_name, "", ""], snap.waiting)
         yield waiting
+        yield from _replica_gauges(tel.model_name, snap.replicas)
         loaded = GaugeMetricFamily("workbench:adapter_loaded", "1 for each adapter version served now.",
                                    labels=LABELS)
         for name in snap.loaded_adapters:
@@ -81,3 +82,24 @@ def _count(keys: Iterable[str], versions: dict[str, str]) -> dict[tuple[str, str
         label = (BASE_LABEL, "") if key in (BASE_ADAPTER, None, "") else (key, versions.get(key, ""))
         out[label] = out.get(label, 0) + 1
     return out
+
+
+def _replica_gauges(model: str, replicas: tuple[ReplicaState, ...]) -> Iterator[GaugeMetricFamily]:
+    """Per replica behind a replicated backend: up, requests in flight, adapters loaded."""
+    if not replicas:
+        return
+    families = {
+        "up": GaugeMetricFamily("workbench:replica_up", "1 while the replica answers.",
+                                labels=["model_name", "replica"]),
+        "in_flight": GaugeMetricFamily("workbench:replica_requests_in_flight",
+                                       "Requests queued or streaming on the replica.",
+                                       labels=["model_name", "replica"]),
+        "adapters": GaugeMetricFamily("workbench:replica_adapters_loaded",
+                                      "Adapters the replica lists in /v1/models.",
+                                      labels=["model_name", "replica"]),
+    }
+    for r in replicas:
+        families["up"].add_metric([model, r.url], 1.0 if r.up else 0.0)
+        families["in_flight"].add_metric([model, r.url], r.in_flight)
+        families["adapters"].add_metric([model, r.url], len(r.adapters))
+    yield from families.values()

@@ -139,6 +139,8 @@ def live_markdown(wb: Workbench) -> str:
     if live.decode != "eager":
         cuda += f" · decode steps: {live.decode}"
     canaries = "".join(f"  \n**Canary** {line}" for line in _canaries(wb))
+    canaries += "".join(f"  \n**Replica** {r.url}: {'up' if r.up else '**down**'} · "
+                        f"{r.in_flight} in flight · {len(r.adapters)} adapters" for r in live.replicas)
     return (f"**Now** · running {live.running} · waiting {live.waiting} · process memory "
             f"{_mib(live.rss_bytes):,.0f} MiB{cuda}  \n**Adapters served**: {', '.join(served)}"
             f"{canaries}  \n<small>Updated {time.strftime('%H:%M:%S')} · every {REFRESH_S:.0f} s</small>")
