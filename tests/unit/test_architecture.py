@@ -178,3 +178,17 @@ def test_inner_layers_never_import_the_faces() -> None:
     wrong = [f"{_where(m, t)} imports {t}" for m in MODULES if _within(m, INNER)
              for t in sorted({t for _, t in imports(m)}) if _within(t, OUTER)]
     assert not wrong, f"{', '.join(INNER)} must not import {', '.join(OUTER)}:\n" + "\n".join(wrong)
+
+
+def test_no_import_cycle_between_subpackages() -> None:
+    """Subpackages depend one way (faces -> service -> inner layers): no two of them import
+    each other, even through a third."""
+    def package(module: str) -> str:
+        return module.split(".")[1] if module.count(".") else module
+
+    graph: dict[str, set[str]] = {}
+    for source, targets in _graph().items():
+        graph.setdefault(package(source), set()).update(
+            package(t) for t in targets if package(t) != package(source))
+    cycles = [c for c in strongly_connected(graph) if len(c) > 1]
+    assert not cycles, f"subpackages importing each other: {cycles}"

@@ -115,7 +115,7 @@ def load_from_path(wb: Workbench, settings: APISettings, lora_name: str, raw_pat
                        f"are immutable, so load this one as {name}@{wb.registry.next_version(name)}.",
                        "lora_name")
     else:
-        ref = import_adapter(wb.registry, path, wb.engine.validate_adapter, name=name, version=version).ref
+        ref = import_adapter(wb.registry, path, wb.validate_adapter, name=name, version=version).ref
     served = wb.served.get(name)
     if served is not None and served.ref == ref and name in wb.engine.adapters:
         raise APIError(400, f"The lora adapter '{name}' has already been loaded ({ref}).", "lora_name")
@@ -175,7 +175,7 @@ async def upload_lora_adapter(request: Request,
         if archive.stat().st_size == 0:
             raise APIError(400, "The upload is empty; send the zip as the request body.")
         limits = UploadLimits(max_archive_bytes=settings.max_upload_bytes)
-        registered = await run_in_threadpool(import_adapter, wb.registry, archive, wb.engine.validate_adapter,
+        registered = await run_in_threadpool(import_adapter, wb.registry, archive, wb.validate_adapter,
                                              name, version, limits)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -19,6 +19,7 @@ from workbench.engine.request import (Completion, EngineSnapshot, Priority, Requ
                                       SamplingParams)
 from workbench.engine.stats import EngineStats
 from workbench.errors import WorkbenchError
+from workbench.models.loaded import LoadedModel
 
 if TYPE_CHECKING:  # the scoring types live beside torch code; the interface stays torch-free
     from workbench.engine.loglik import ChoiceItem, ChoiceScores
@@ -92,7 +93,8 @@ class Backend(Protocol):
 
     # ---- adapters ----------------------------------------------------------------------------
     def busy_adapters(self) -> set[str]: ...
-    def validate_adapter(self, path: Path) -> None: ...
+    def weights(self) -> LoadedModel | None:
+        """The base weights when they are in this process (None: a server holds them)."""
     def load_adapter(self, name: str, path: str | Path, timeout: float = 120.0) -> None: ...
     def unload_adapter(self, name: str, drain: bool = False, timeout: float = 60.0) -> None: ...
     def replace_adapter(self, name: str, new_path: str | Path, old_path: str | Path,

@@ -2,9 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
-from workbench.adapters.validate import validate_adapter
 from workbench.backends.base import Capabilities
 from workbench.engine import loglik
 from workbench.engine.engine import Engine
@@ -31,8 +29,8 @@ class LocalBackend(Engine):
         settings and the model it names already: nothing for the local engine."""
         return {}
 
-    def validate_adapter(self, path: Path) -> None:
-        validate_adapter(path, self.loaded)
+    def weights(self) -> LoadedModel:
+        return self.loaded
 
     def loglik(self, items: Sequence[loglik.ChoiceItem]) -> list[loglik.ChoiceScores]:
         """Log-probabilities of each item's choices, between two engine steps."""

@@ -322,12 +322,8 @@ class RemoteBackend(CallerMixin):
             raise UnknownNameError(f"model at {self.base_url}", name, self.adapters)
         self._admin("/unload_lora_adapter", {"lora_name": name})
 
-    def validate_adapter(self, path: Path) -> None:
-        """The server validates what it loads; here only the files are read."""
-        from workbench.adapters.validate import read_config, read_shapes
-
-        read_config(Path(path))
-        read_shapes(Path(path))
+    def weights(self) -> None:
+        return None  # the server holds them, and validates what it loads
 
     def loglik(self, items: Sequence["ChoiceItem"]) -> list["ChoiceScores"]:
         raise CapabilityError(f"The backend at {self.base_url} gives no prompt log-probabilities "

@@ -195,8 +195,8 @@ class ReplicaSet(CallerMixin):
     def busy_adapters(self) -> set[str]:
         return {a for r in self.replicas for a in r.busy_adapters()}
 
-    def validate_adapter(self, path: Path) -> None:
-        self.replicas[0].validate_adapter(path)
+    def weights(self) -> None:
+        return None  # the replicas hold them, and validate what they load
 
     def replica_path(self, path: Path) -> str:
         """The folder as the replicas see it (``--replica-adapter-root``: the registry mounted

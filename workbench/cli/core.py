@@ -103,14 +103,14 @@ def bench_cmd(model: str, workload: str, concurrency: int, n_requests: int, new_
     check_refs(refs, choice.remote)
     before_loading()
     if workload == "open-loop":
-        from workbench.devtools.bench_open import OpenLoopSettings, print_open_report, run_open_loop
+        from workbench.bench.open_loop import OpenLoopSettings, print_open_report, run_open_loop
 
         report = run_open_loop(OpenLoopSettings(model, rate, n_requests, refs, max_batch, seed,
                                                 not skip_baseline, decode_graphs),
                                progress=lambda msg: click.echo(msg, err=True))
         print_open_report(report)
     else:
-        from workbench.devtools.bench import BenchSettings, print_report, run_bench
+        from workbench.bench.closed_loop import BenchSettings, print_report, run_bench
 
         # The sequential baseline needs the model in this process.
         report = run_bench(BenchSettings(model, concurrency, n_requests, new_tokens, refs,

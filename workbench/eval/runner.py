@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from workbench.adapters.registry import AdapterVersion
 from workbench.backends.base import Backend, ModelIdentity
 from workbench.engine import BASE_ADAPTER, BASE_LABEL, BASE_NAMES, Completion, RequestSpec
 from workbench.errors import InputError, StoreError, UnknownNameError
@@ -29,6 +28,12 @@ from workbench.eval.suite import Suite, load_suite
 ProgressFn = Callable[[int, int], None]
 
 
+class ServedVersion(Protocol):
+    """A served adapter version as a run names it (``name@version``)."""
+
+    ref: str
+
+
 class EvalHost(Protocol):
     """What a run needs of the service that serves the variants (``service.Workbench``),
     stated here: the eval layer sits below the service and does not import it."""
@@ -38,7 +43,7 @@ class EvalHost(Protocol):
     # The backend that generates the answers and scores the choices.
     engine: Backend
     # Backend adapter name -> the registry version it serves.
-    served: dict[str, AdapterVersion]
+    served: Mapping[str, ServedVersion]
 
     @property
     def variants(self) -> list[str]: ...

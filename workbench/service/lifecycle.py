@@ -145,7 +145,7 @@ def _swap_locked(wb: Workbench, current: AdapterVersion, target: AdapterVersion,
                  t0: float, record: bool = True) -> OpResult:
     if target.version == current.version:
         raise AdapterError(f"{target.ref} is already being served.")
-    wb.engine.validate_adapter(target.path)
+    wb.validate_adapter(target.path)
     # Requests admitted for the old version finish on it; new ones wait and get the new one.
     with wb.exclusive(target.name, SWAP_DRAIN_S):
         try:

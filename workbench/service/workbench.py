@@ -25,13 +25,14 @@ import logging
 import os
 import threading
 import time
+from pathlib import Path
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from workbench.adapters.lifecycle_history import pinned_refs
 from workbench.adapters.registry import AdapterVersion, Registry
-from workbench.adapters.validate import same_model
+from workbench.adapters.validate import read_config, read_shapes, same_model, validate_adapter
 from workbench.backends.base import Backend, ModelIdentity
 from workbench.backends.local import LocalBackend
 from workbench.config import EngineConfig, engine_preset
@@ -126,9 +127,19 @@ class Workbench:
 
     def serve(self, version: AdapterVersion) -> None:
         """Validate a registered version against the base, then load it under its name."""
-        self.engine.validate_adapter(version.path)
+        self.validate_adapter(version.path)
         self.engine.load_adapter(version.name, version.path)
         self.served[version.name] = version
+
+    def validate_adapter(self, path: Path) -> None:
+        """Check an adapter folder against the base weights when they are in this process;
+        against a server only its files are read (the server validates what it loads)."""
+        loaded = self.engine.weights()
+        if loaded is not None:
+            validate_adapter(path, loaded)
+        else:
+            read_config(Path(path))
+            read_shapes(Path(path))
 
     @property
     def variants(self) -> list[str]:

@@ -80,7 +80,7 @@ def _handlers(wb: Workbench) -> tuple[Callable[..., str], ...]:
         if not path:
             return ""
         _admin(wb, token)
-        registered = import_adapter(wb.registry, path, wb.engine.validate_adapter, name=(name or "").strip() or None,
+        registered = import_adapter(wb.registry, path, wb.validate_adapter, name=(name or "").strip() or None,
                                     version=(version or "").strip() or None)
         return f"Registered {registered.ref} (validated against {wb.loaded.model_id}); load it to serve it."
 

@@ -62,7 +62,7 @@ def test_duplicate_version_refused(workbench: Workbench, tmp_path: Path) -> None
     with pytest.raises(AdapterError, match="immutable"):
         workbench.registry.register(src, "a1", "v1")
     with pytest.raises(AdapterError, match="already registered"):
-        import_adapter(workbench.registry, zip_folder(src, tmp_path / "a.zip"), workbench.engine.validate_adapter,
+        import_adapter(workbench.registry, zip_folder(src, tmp_path / "a.zip"), workbench.validate_adapter,
                        name="a1", version="v1")
     assert snapshot(workbench) == before
 
@@ -71,7 +71,7 @@ def test_register_and_import_new_version(workbench: Workbench, tmp_path: Path) -
     src = make_random_adapter(fresh_base(), tmp_path / "new", base_model_id="tiny-glm",
                               seed=7, rank=4)
     version = import_adapter(workbench.registry, zip_folder(src, tmp_path / "n.zip", "a1/v2/"),
-                             workbench.engine.validate_adapter)
+                             workbench.validate_adapter)
     assert version.ref == "a1@v2"
     assert version.card["imported"]["weights_sha256"]
     assert workbench.registry.resolve("a1").version == "v2"  # name alone = newest
@@ -179,7 +179,7 @@ def test_bad_adapters_are_refused_on_import(workbench: Workbench, tmp_path: Path
         before = snapshot(workbench)
         archive = zip_folder(folder, tmp_path / f"{label}.zip")
         with pytest.raises(AdapterError) as info:
-            import_adapter(workbench.registry, archive, workbench.engine.validate_adapter, name="up", version="v1")
+            import_adapter(workbench.registry, archive, workbench.validate_adapter, name="up", version="v1")
         assert message in info.value.message, label
         assert snapshot(workbench) == before, label
     assert answer(workbench)
@@ -195,7 +195,7 @@ def test_upload_refusals_name_what_the_user_gave(workbench: Workbench, tmp_path:
     before = snapshot(workbench)
     with pytest.raises(AdapterError) as info:
         import_adapter(workbench.registry, zip_folder(dora, tmp_path / "dora.zip", prefix),
-                       workbench.engine.validate_adapter, name="up")
+                       workbench.validate_adapter, name="up")
     assert info.value.message.startswith(f"{named}: adapter_config.json 'use_dora'"), info.value.message
     assert "raw:" not in info.value.message and not info.value.message.startswith("v2:")
     assert snapshot(workbench) == before
@@ -230,7 +230,7 @@ def test_traversal_names_refused(workbench: Workbench, tmp_path: Path, ref: str)
     name, _, version = ref.partition("@")
     good = workbench.registry.resolve("a1@v1").path
     with pytest.raises(AdapterError, match="Invalid adapter"):
-        import_adapter(workbench.registry, zip_folder(good, tmp_path / "t.zip"), workbench.engine.validate_adapter,
+        import_adapter(workbench.registry, zip_folder(good, tmp_path / "t.zip"), workbench.validate_adapter,
                        name=name, version=version or "v9")
     assert snapshot(workbench) == before
     assert answer(workbench)
@@ -271,7 +271,7 @@ def test_zip_slip_and_limits_refused(workbench: Workbench, tmp_path: Path, kind:
     before = snapshot(workbench)
     limits = UploadLimits(max_total_bytes=2 << 20, max_files=32)
     with pytest.raises(InputError, match=message):
-        import_adapter(workbench.registry, archive, workbench.engine.validate_adapter, name="up", limits=limits)
+        import_adapter(workbench.registry, archive, workbench.validate_adapter, name="up", limits=limits)
     assert snapshot(workbench) == before
     assert not (tmp_path / "evil.txt").exists() and not Path("/tmp/evil.txt").exists()
     assert answer(workbench)

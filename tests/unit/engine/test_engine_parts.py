@@ -101,7 +101,7 @@ def test_positions_skip_holes() -> None:
 
 
 def test_arrival_trace_is_seeded_poisson_with_varied_lengths() -> None:
-    from workbench.devtools.bench_open import OUTPUT_LENGTHS, arrival_trace
+    from workbench.bench.open_loop import OUTPUT_LENGTHS, arrival_trace
 
     trace = arrival_trace(400, 2.0, ["__base__", "a1", "a2"], seed=3)
     assert trace == arrival_trace(400, 2.0, ["__base__", "a1", "a2"], seed=3)
@@ -113,7 +113,7 @@ def test_arrival_trace_is_seeded_poisson_with_varied_lengths() -> None:
 
 
 def test_bench_warm_up_caches_every_system_prompt_for_every_variant(workbench) -> None:
-    from workbench.devtools.bench import bench_prompts, warm_prefixes
+    from workbench.bench.closed_loop import bench_prompts, warm_prefixes
 
     prompts = bench_prompts(40)
     systems = {p[0]["content"] for p in prompts}

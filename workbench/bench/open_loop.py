@@ -29,7 +29,7 @@ import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
 from transformers.generation.streamers import BaseStreamer
 
-from workbench.devtools.bench import bench_config, bench_prompts, decode_path, local_engine, warm_prefixes
+from workbench.bench.closed_loop import bench_config, bench_prompts, decode_path, local_engine, warm_prefixes
 from workbench.engine import BASE_ADAPTER, Priority, SamplingParams
 from workbench.engine.prefix import PromptIds, build_batch
 from workbench.service.workbench import Workbench

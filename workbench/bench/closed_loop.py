@@ -6,7 +6,7 @@ serves the same clients one request at a time through ``model.generate`` (a lock
 the single-request server), so its latency includes the wait in that queue. Every request
 generates exactly ``new_tokens`` tokens (EOS ignored) so passes compare.
 
-Open loop (``bench_open.py``): Poisson arrivals of varied output lengths, one trace through
+Open loop (``open_loop.py``): Poisson arrivals of varied output lengths, one trace through
 the engine, a static-batching baseline and the sequential baseline.
 """
 from __future__ import annotations

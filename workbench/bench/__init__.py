@@ -1,0 +1,2 @@
+"""The `workbench bench` workloads: a closed loop of clients and an open loop of Poisson
+arrivals, through the engine against static batching and one request at a time."""
