@@ -75,15 +75,15 @@ GUARD_OPTION = click.option(
 
 
 def _guard(text: str | None) -> dict | None:
+    from workbench.errors import InputError
+    from workbench.routing.guard import policy_from_json
+
     if text is None:
         return None
     try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise click.BadParameter(f"not JSON ({exc.msg})", param_hint="--guard") from None
-    if not isinstance(value, dict):
-        raise click.BadParameter("give a JSON object", param_hint="--guard")
-    return value
+        return policy_from_json(text)
+    except InputError as exc:
+        raise click.BadParameter(exc.message, param_hint="--guard") from None
 
 
 @routes_group.command("create")

@@ -52,6 +52,7 @@ rate − margin), on the same inputs, for comparison; it never rolls back.
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import operator
 from collections.abc import Mapping
@@ -377,3 +378,19 @@ def next_step(policy: GuardPolicy, weight: float) -> int | None:
     # A weight read back as share × 100 may come out a hair under its step (e.g. 49.99999999);
     # without the tolerance the candidate would "advance" to the step it is already on.
     return next((s for s in policy.steps if s > weight + 1e-6), None)
+
+
+GUARD_EXAMPLE = ('{"auto": true, "metric": "resolution", "margin": 0.02, "min_feedback": 200, '
+                 '"steps": [10, 50, 100]}')
+
+
+def policy_from_json(text: str) -> dict[str, object]:
+    """A guard policy typed as JSON (the CLI's ``--guard``, the Adapters tab), checked;
+    ``{}`` is no guard."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"The guard policy is not JSON ({exc.msg}); e.g. {GUARD_EXAMPLE}") from None
+    if not isinstance(value, dict):
+        raise InputError(f"The guard policy is a JSON object, e.g. {GUARD_EXAMPLE}")
+    return GuardPolicy.parse(value).as_dict() if value else {}

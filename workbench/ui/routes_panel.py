@@ -12,14 +12,12 @@ route and arm, and its rating and "resolved?" feed the route view.
 """
 from __future__ import annotations
 
-import json
-
 import gradio as gr
 
 from workbench.engine.request import SamplingParams
-from workbench.errors import AuthError, InputError, WorkbenchError
+from workbench.errors import AuthError, WorkbenchError
 from workbench.routing import canary
-from workbench.routing.guard import GuardPolicy
+from workbench.routing.guard import GUARD_EXAMPLE, policy_from_json
 from workbench.routing.report import (REPORT_HEADERS, manual_policy, promote, promote_decision,
                                       report_table, route_report)
 from workbench.routing.routes import parse_arms
@@ -28,9 +26,6 @@ from workbench.service.turns import Face, TurnHandle, TurnRequest, stream_togeth
 from workbench.service.workbench import Workbench
 from workbench.store.chatlog import ChatLog
 from workbench.ui.common import guard, history_messages, refuse
-
-
-GUARD_EXAMPLE = '{"auto": true, "metric": "resolution", "margin": 0.02, "min_feedback": 200, "steps": [10, 50, 100]}'
 
 
 # ---- route view (Adapters tab) -------------------------------------------------------------
@@ -101,16 +96,8 @@ def _route_handlers(wb: Workbench):
 
 
 def guard_policy(text: str | None) -> dict | None:
-    """The automatic guard typed as JSON (empty: none); refused with the reason when malformed."""
-    if not (text or "").strip():
-        return None
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"The guard policy is not JSON ({exc.msg}); e.g. {GUARD_EXAMPLE}") from None
-    if not isinstance(value, dict):
-        raise InputError(f"The guard policy is a JSON object, e.g. {GUARD_EXAMPLE}")
-    return GuardPolicy.parse(value).as_dict()
+    """The automatic guard typed in the box (empty: none)."""
+    return policy_from_json(text) or None if (text or "").strip() else None
 
 
 def _need(name: str | None) -> None:
