@@ -9,8 +9,8 @@ set -u
 cd "$(dirname "$0")/.."
 M=$HOME/.cache/glm-support-workbench/models/smollm2-135m/hf
 t0=$(date +%s)
-scripts/vllm_cpu.sh serve $M --port 8301 --api-key vk --background --pid-file /tmp/v1.pid --log-file /tmp/v1.log
-scripts/vllm_cpu.sh serve $M --port 8302 --api-key vk --background --pid-file /tmp/v2.pid --log-file /tmp/v2.log
+scripts/vllm_cpu.sh serve $M --port 8301 --api-key vk --cpus 0 --background --pid-file /tmp/v1.pid --log-file /tmp/v1.log
+scripts/vllm_cpu.sh serve $M --port 8302 --api-key vk --cpus 1 --background --pid-file /tmp/v2.pid --log-file /tmp/v2.log
 echo "replicas ready after $(( $(date +%s) - t0 )) s"
 for p in 8301 8302; do echo "replica $p models: $(curl -s -H 'Authorization: Bearer vk' http://127.0.0.1:$p/v1/models | python -c 'import sys,json; print([m["id"] for m in json.load(sys.stdin)["data"]])')"; done
 export WORKBENCH_HOME="${TMPDIR:-/tmp}/replica-check-home" WORKBENCH_API_KEY=k WORKBENCH_ADMIN_TOKEN=a
@@ -32,7 +32,7 @@ PG=$(ps -o pgid= $(cat /tmp/v1.pid) | tr -d ' '); kill -9 -- -$PG; echo "killed 
 echo "12 more: $(seq 101 112 | xargs -P12 -I{} bash -c 'ask {}' | sort | uniq -c | tr '\n' ' ')"
 echo "replica 8302 successes now: $(succ 8302)"
 t2=$(date +%s)
-scripts/vllm_cpu.sh serve $M --port 8301 --api-key vk --background --pid-file /tmp/v1.pid --log-file /tmp/v1b.log
+scripts/vllm_cpu.sh serve $M --port 8301 --api-key vk --cpus 0 --background --pid-file /tmp/v1.pid --log-file /tmp/v1b.log
 t3=$(date +%s); echo "replica 8301 restarted, ready after $(( t3 - t2 )) s"
 for i in $(seq 1 90); do curl -s -H 'Authorization: Bearer vk' http://127.0.0.1:8301/v1/models | grep -q 'cs-support@v2' && break; sleep 1; done
 echo "adapters back on 8301 $(( $(date +%s) - t3 )) s after it was ready: $(curl -s -H 'Authorization: Bearer vk' http://127.0.0.1:8301/v1/models | python -c 'import sys,json; print([m["id"] for m in json.load(sys.stdin)["data"]])')"

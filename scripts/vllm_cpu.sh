@@ -6,7 +6,8 @@
 # Usage:
 #   scripts/vllm_cpu.sh install [--force]
 #   scripts/vllm_cpu.sh serve MODEL_FOLDER [--port P] [--host H] [--api-key K] [--name NAME]
-#                             [--timeout S] [--background [--pid-file F] [--log-file F]]
+#                             [--cpus LIST] [--timeout S]
+#                             [--background [--pid-file F] [--log-file F]]
 #                             [VLLM_ARGS...]
 #   scripts/vllm_cpu.sh stop (--pid-file F | --port P) [--timeout S]
 #   scripts/vllm_cpu.sh help
@@ -30,6 +31,9 @@
 #   --served-model-name: --name, else VLLM_MODEL_NAME, else MODEL_FOLDER's name (its parent's for
 #   a folder named `hf`, the workbench's cache layout: .../models/smollm2-135m/hf -> smollm2-135m)
 #   --timeout: VLLM_READY_TIMEOUT, else 180 seconds.
+#   --cpus: the cores its model threads are bound to (VLLM_CPU_OMP_THREADS_BIND, e.g. 0-7 or
+#   0,2); default vLLM's own choice. Several replicas on one host each get their own cores,
+#   otherwise their threads fight over the same ones.
 # Environment given to vLLM (each one already set is kept, except the first):
 #   VLLM_ALLOW_RUNTIME_LORA_UPDATING=True   POST /v1/load_lora_adapter, /v1/unload_lora_adapter
 #   VLLM_CPU_KVCACHE_SPACE=2                GiB of KV cache
@@ -147,7 +151,7 @@ stop_group() {  # stop_group PID TIMEOUT: SIGTERM to the group PID leads, SIGKIL
 
 cmd_serve() {
   local model="" port=8000 host=127.0.0.1 key="${VLLM_API_KEY:-}" name="${VLLM_MODEL_NAME:-}"
-  local timeout="${VLLM_READY_TIMEOUT:-180}" background=0 pid_file="" log_file=""
+  local timeout="${VLLM_READY_TIMEOUT:-180}" background=0 pid_file="" log_file="" cpus=""
   local -a extra=()
   while (($#)); do
     case "$1" in
@@ -161,6 +165,8 @@ cmd_serve() {
       --name=*|--served-model-name=*) name="${1#*=}" ;;
       --timeout) timeout="${2:?--timeout needs a value}"; shift ;;
       --timeout=*) timeout="${1#*=}" ;;
+      --cpus) cpus="${2:?--cpus needs a value}"; shift ;;
+      --cpus=*) cpus="${1#*=}" ;;
       --background) background=1 ;;
       --pid-file) pid_file="${2:?--pid-file needs a value}"; shift ;;
       --pid-file=*) pid_file="${1#*=}" ;;
@@ -176,6 +182,9 @@ cmd_serve() {
   [[ -f "$model/config.json" ]] || die "serve: $model has no config.json (a model folder is needed)"
   [[ "$port" =~ ^[0-9]+$ ]] || die "serve: --port must be a number"
   [[ "$timeout" =~ ^[0-9]+$ ]] || die "serve: --timeout must be whole seconds"
+  [[ -z "$cpus" || "$cpus" =~ ^[0-9]+(-[0-9]+)?(,[0-9]+(-[0-9]+)?)*$ ]] \
+    || die "serve: --cpus takes core ids such as 0-3 or 0,2"
+
   [[ -x "$venv/bin/python" ]] || die "no environment at $venv: run '$0 install' first"
   model="$(cd "$model" && pwd)"
   if [[ -z "$name" ]]; then
@@ -205,6 +214,7 @@ cmd_serve() {
   export HF_HUB_OFFLINE="${HF_HUB_OFFLINE:-1}" TRANSFORMERS_OFFLINE="${TRANSFORMERS_OFFLINE:-1}"
   export VLLM_NO_USAGE_STATS="${VLLM_NO_USAGE_STATS:-1}" VLLM_DO_NOT_TRACK="${VLLM_DO_NOT_TRACK:-1}"
   if [[ -n "$key" ]]; then export VLLM_API_KEY="$key"; else unset VLLM_API_KEY; fi
+  [[ -n "$cpus" ]] && export VLLM_CPU_OMP_THREADS_BIND="$cpus"
 
   local out=/dev/stderr
   if [[ -n "$log_file" ]]; then mkdir -p "$(dirname "$log_file")"; out="$log_file"; fi

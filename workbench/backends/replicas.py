@@ -114,8 +114,8 @@ class ReplicaSet(CallerMixin):
         return EngineSnapshot(sum(s.running for s in snaps), sum(s.waiting for s in snaps),
                               tuple(a for s in snaps for a in s.running_adapters),
                               tuple(sorted({a for s in snaps for a in s.waiting_adapters})),
-                              tuple(self.adapters), f"{len(snaps)}/{len(self.replicas)} replicas up",
-                              self.replica_states())
+                              tuple(self.adapters), decode=f"{len(snaps)}/{len(self.replicas)} replicas up",
+                              replicas=self.replica_states())
 
     # ---- requests ----------------------------------------------------------------------
     def submit(self, messages: list[dict[str, str]], adapter: str | None = None,

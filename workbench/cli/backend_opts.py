@@ -1,5 +1,7 @@
-"""``--backend local|openai --base-url URL --api-key K``: one set of options for every command
-that can run on this process's engine or on a remote OpenAI-compatible server."""
+"""``--backend local|openai --base-url URL --backend-api-key K``: one set of options for every
+command that can run on this process's engine or on a remote OpenAI-compatible server (the key
+is named as on ``workbench serve``, where ``--api-key`` is the workbench's own key; the short
+``--api-key`` stays accepted here)."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -35,7 +37,8 @@ class BackendChoice:
 def backend_options(fn: F) -> F:
     """Add the three options (parameters ``backend``, ``base_url``, ``api_key``); the command
     turns them into a :class:`BackendChoice` with :func:`backend_choice`."""
-    fn = click.option("--api-key", envvar="WORKBENCH_BACKEND_API_KEY", default=None,
+    fn = click.option("--backend-api-key", "--api-key", "api_key", envvar="WORKBENCH_BACKEND_API_KEY",
+                      default=None,
                       help="Bearer key of the remote server (env WORKBENCH_BACKEND_API_KEY).")(fn)
     fn = click.option("--base-url", envvar="WORKBENCH_BACKEND_URL", multiple=True, metavar="URL",
                       help="The remote server's OpenAI base URL, e.g. http://127.0.0.1:8000/v1; "

@@ -64,6 +64,8 @@ def test_serve_checks_its_arguments(tmp_path: Path) -> None:
     (tmp_path / "config.json").write_text("{}")
     res = run("serve", str(tmp_path), env={"VLLM_VENV": str(tmp_path / "none")})
     assert res.returncode == 2 and "install" in res.stderr
+    res = run("serve", str(tmp_path), "--cpus", "0;rm -rf /")
+    assert res.returncode == 2 and "--cpus takes core ids" in res.stderr
 
 
 def test_stop_without_pid_file_is_a_no_op(tmp_path: Path) -> None:
