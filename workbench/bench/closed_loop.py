@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from workbench.backends.local import LocalBackend
+from workbench.bench.dtypes import engine_dtype
 from workbench.config import EngineConfig, engine_preset
 from workbench.engine import BASE_ADAPTER, RequestSpec, SamplingParams
 from workbench.domain.langs import LANGUAGES, example_questions
@@ -81,6 +82,10 @@ class BenchReport:
     peak_rss_mb: float
     # How the engine ran its decode steps (``decode_path``).
     decode: str = "off"
+    # The adapter names served, in the order the mixed passes cycle through them.
+    adapters: list[str] = field(default_factory=list)
+    # What the backend computes in (``bench.dtypes.engine_dtype``).
+    dtype: str = "unknown"
 
     def summary(self) -> dict[str, float | str | None]:
         """The JSON line: ratios are baseline/engine so bigger is better."""
@@ -116,9 +121,10 @@ def local_engine(wb: Workbench) -> LocalBackend:
 def decode_path(wb: Workbench) -> str:
     """How the engine's decode steps ran: "off", or the static decoder's counts (a remote
     server's steps are its own: "off" here)."""
-    if not isinstance(wb.engine, LocalBackend) or wb.engine.runner.static is None:
+    static = getattr(getattr(wb.engine, "runner", None), "static", None)
+    if not isinstance(wb.engine, LocalBackend) or static is None:
         return "off"
-    return wb.engine.runner.static.summary()
+    return static.summary()
 
 
 def bench_prompts(n: int) -> list[list[dict[str, str]]]:
@@ -212,6 +218,24 @@ def sequential_pass(wb: Workbench, prompts: list, variants: list[str], s: BenchS
     return _result("sequential", lat, tokens, wall, 1.0)
 
 
+def closed_passes(wb: Workbench, s: BenchSettings, names: list[str], label: str = "engine",
+                  progress: Callable[[str], None] = print) -> dict[str, PassResult]:
+    """The closed-loop passes on ``wb``'s backend: ``label``-mixed (base and ``names`` round
+    robin), ``label``-base and ``label``-single-adapter, after the same warm-up."""
+    prompts = bench_prompts(s.requests)
+    mixed = [BASE_ADAPTER, *names]
+    plan = [(f"{label}-mixed", mixed), (f"{label}-base", [BASE_ADAPTER])]
+    if names:
+        plan.append((f"{label}-single-adapter", names[:1]))
+    warm_prefixes(wb, prompts, mixed)
+    engine_pass(wb, "warm-up", prompts[: s.concurrency], mixed, s)
+    passes: dict[str, PassResult] = {}
+    for name, variants in plan:
+        progress(f"{name}: {s.requests} requests, {s.concurrency} at a time ...")
+        passes[name] = engine_pass(wb, name, prompts, variants, s)
+    return passes
+
+
 def run_bench(s: BenchSettings, progress: Callable[[str], None] = print,
               start: Callable[..., Workbench] | None = None) -> BenchReport:
     """``start(model, adapters, engine_config)`` picks the backend (default: this process)."""
@@ -222,24 +246,16 @@ def run_bench(s: BenchSettings, progress: Callable[[str], None] = print,
     else:
         wb = start(s.model, s.adapters or None, config)
     try:
-        prompts = bench_prompts(s.requests)
         names = list(wb.engine.adapters)
-        mixed = [BASE_ADAPTER, *names]
-        passes: dict[str, PassResult] = {}
-        plan = [("engine-mixed", mixed), ("engine-base", [BASE_ADAPTER])]
-        if names:
-            plan.append(("engine-single-adapter", names[:1]))
-        warm_prefixes(wb, prompts, mixed)
-        engine_pass(wb, "warm-up", prompts[: s.concurrency], mixed, s)
-        for name, variants in plan:
-            progress(f"{name}: {s.requests} requests, {s.concurrency} at a time ...")
-            passes[name] = engine_pass(wb, name, prompts, variants, s)
+        passes = closed_passes(wb, s, names, progress=progress)
+        dtype = engine_dtype(wb)
         if s.baseline:
             wb.engine.shutdown()  # the baseline owns the model alone
             progress(f"sequential baseline: {s.requests} requests one at a time ...")
-            passes["sequential"] = sequential_pass(wb, prompts, mixed, s)
+            passes["sequential"] = sequential_pass(wb, bench_prompts(s.requests),
+                                                   [BASE_ADAPTER, *names], s)
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-        return BenchReport(s, wb.loaded.describe(), passes, rss, decode_path(wb))
+        return BenchReport(s, wb.loaded.describe(), passes, rss, decode_path(wb), names, dtype)
     finally:
         wb.close()
 

@@ -30,6 +30,7 @@ from transformers import StoppingCriteria, StoppingCriteriaList
 from transformers.generation.streamers import BaseStreamer
 
 from workbench.bench.closed_loop import bench_config, bench_prompts, decode_path, local_engine, warm_prefixes
+from workbench.bench.dtypes import engine_dtype
 from workbench.engine import BASE_ADAPTER, Priority, SamplingParams
 from workbench.engine.prefix import PromptIds, build_batch
 from workbench.service.workbench import Workbench
@@ -55,6 +56,8 @@ class OpenLoopSettings:
     seed: int = 0
     # Also run the sequential baseline (slow: it serves the trace one request at a time).
     sequential: bool = True
+    # Also run the static-batching baseline.
+    static: bool = True
     # How the engine's decode steps run (``EngineConfig.decode_graphs``; None: its default).
     decode_graphs: str | None = None
 
@@ -126,7 +129,9 @@ def _summary(name: str, served: list[Served], start: float, mean_batch: float) -
 
 
 # ---- (1) the engine -------------------------------------------------------------------------
-def engine_open_pass(wb: Workbench, trace: list[Arrival], prompts: list) -> OpenPass:
+def engine_open_pass(wb: Workbench, trace: list[Arrival], prompts: list,
+                     name: str = "engine") -> OpenPass:
+    """The trace through ``wb``'s backend (the engine, or a server: the peer)."""
     stats = wb.engine.stats
     steps0, rows0 = stats.steps, stats.decode_rows
     start = time.monotonic()
@@ -139,10 +144,12 @@ def engine_open_pass(wb: Workbench, trace: list[Arrival], prompts: list) -> Open
     for r in reqs:
         r.done_event.wait()
         t = r.metrics.token_times
-        served.append(Served(r.metrics.ttft_ms or 0.0, r.metrics.total_ms or 0.0, len(r.output_token_ids),
+        served.append(Served(r.metrics.ttft_ms or 0.0, r.metrics.total_ms or 0.0, r.metrics.completion_tokens,
                              [(b - a) * 1000.0 for a, b in zip(t, t[1:])], r.arrival + r.metrics.total_ms / 1000))
-    mean = (stats.decode_rows - rows0) / max(stats.steps - steps0, 1)
-    return _summary("engine", served, start, mean)
+    steps = stats.steps - steps0
+    # A server runs no local decode steps: its mean batch is unknown here (nan).
+    mean = (stats.decode_rows - rows0) / steps if steps else float("nan")
+    return _summary(name, served, start, mean)
 
 
 # ---- (2) static batching and (3) sequential, on the bare model -----------------------------
@@ -252,6 +259,10 @@ class OpenLoopReport:
     peak_rss_mb: float
     # How the engine ran its decode steps (``bench.decode_path``).
     decode: str = "off"
+    # The adapter names served, in the order the trace cycles through them.
+    adapters: list[str] = field(default_factory=list)
+    # What the backend computes in (``bench.dtypes.engine_dtype``).
+    dtype: str = "unknown"
 
     def summary(self) -> dict[str, float | str | None]:
         """The JSON line: ratios are baseline / engine for latencies, engine / baseline for
@@ -259,9 +270,9 @@ class OpenLoopReport:
         eng, static, seq = (self.passes.get(k) for k in ("engine", "static", "sequential"))
         out: dict[str, float | str | None] = {
             "rate": self.settings.rate, "requests": self.settings.requests,
-            "ttft_p95_vs_static": round(static.ttft_p95_ms / eng.ttft_p95_ms, 3),
-            "e2e_p95_vs_static": round(static.e2e_p95_ms / eng.e2e_p95_ms, 3),
-            "throughput_vs_static": round(eng.tok_s / static.tok_s, 3),
+            "ttft_p95_vs_static": round(static.ttft_p95_ms / eng.ttft_p95_ms, 3) if static else None,
+            "e2e_p95_vs_static": round(static.e2e_p95_ms / eng.e2e_p95_ms, 3) if static else None,
+            "throughput_vs_static": round(eng.tok_s / static.tok_s, 3) if static else None,
             "throughput_vs_sequential": round(eng.tok_s / seq.tok_s, 3) if seq else None,
         }
         for p in self.passes.values():
@@ -273,26 +284,42 @@ class OpenLoopReport:
         return out
 
 
+def warm_open(wb: Workbench, s: OpenLoopSettings, variants: list[str], prompts: list) -> None:
+    """Every system prompt cached for every variant, then a short burst, before a timed trace."""
+    warm_prefixes(wb, prompts, variants)
+    engine_open_pass(wb, arrival_trace(min(8, s.requests), 100.0, variants, s.seed + 1), prompts)
+
+
+def open_pass(wb: Workbench, s: OpenLoopSettings, variants: list[str], label: str = "engine",
+                progress: Callable[[str], None] = print) -> OpenPass:
+    """The trace of ``s`` through ``wb``'s backend after the same warm-up; ``variants`` (base
+    first) make the trace, so two backends given the same ones see the same requests."""
+    prompts = bench_prompts(s.requests)
+    trace = arrival_trace(s.requests, s.rate, variants, s.seed)
+    progress(f"{label}: warm-up; then {s.requests} requests at {s.rate}/s over {trace[-1].at:.0f} s")
+    warm_open(wb, s, variants, prompts)
+    return engine_open_pass(wb, trace, prompts, label)
+
+
 def run_open_loop(s: OpenLoopSettings, progress: Callable[[str], None] = print) -> OpenLoopReport:
     config = bench_config(s.max_batch, s.decode_graphs)
     wb = Workbench.start(model=s.model, adapters=s.adapters, engine_config=config)
     try:
-        prompts = bench_prompts(s.requests)
         variants = [BASE_ADAPTER, *wb.engine.adapters]
-        trace = arrival_trace(s.requests, s.rate, variants, s.seed)
-        progress(f"warm-up; then {s.requests} requests at {s.rate}/s over {trace[-1].at:.0f} s")
-        warm_prefixes(wb, prompts, variants)
-        warm = arrival_trace(min(8, s.requests), 100.0, variants, s.seed + 1)
-        engine_open_pass(wb, warm, prompts)
-        passes = {"engine": engine_open_pass(wb, trace, prompts)}
-        progress("engine done; static-batching baseline ...")
+        passes = {"engine": open_pass(wb, s, variants, progress=progress)}
+        dtype = engine_dtype(wb)
         wb.engine.shutdown()  # the baselines own the model alone
-        passes["static"] = baseline_open_pass(wb, trace, prompts, s.max_batch, "static")
+        prompts = bench_prompts(s.requests)
+        trace = arrival_trace(s.requests, s.rate, variants, s.seed)
+        if s.static:
+            progress("engine done; static-batching baseline ...")
+            passes["static"] = baseline_open_pass(wb, trace, prompts, s.max_batch, "static")
         if s.sequential:
             progress("sequential baseline ...")
             passes["sequential"] = baseline_open_pass(wb, trace, prompts, 1, "sequential")
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-        return OpenLoopReport(s, wb.loaded.describe(), passes, rss, decode_path(wb))
+        return OpenLoopReport(s, wb.loaded.describe(), passes, rss, decode_path(wb), variants[1:],
+                              dtype)
     finally:
         wb.close()
 

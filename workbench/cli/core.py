@@ -1,12 +1,12 @@
 """Core commands: models, chat, bench, quantize, demo-adapter."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
 from workbench.cli.backend_opts import backend_choice, backend_options
+from workbench.cli.bench_cmds import bench_cmd
 from workbench.cli.precheck import (DEFAULT_MODEL, adapter_refs, before_loading, check_model,
                                     check_refs)
 
@@ -63,62 +63,6 @@ def chat_cmd(message: str, model: str, adapters: tuple[str, ...], lang: str, reg
             click.echo(handle.failure or answer.strip())
     finally:
         wb.close()
-
-
-@click.command("bench")
-@click.option("--model", default=DEFAULT_MODEL, show_default=True, help="Model preset, hub id or folder.")
-@click.option("--workload", type=click.Choice(["closed-loop", "open-loop"]), default="closed-loop",
-              show_default=True, help="Closed loop of clients, or Poisson arrivals.")
-@click.option("--concurrency", default=16, show_default=True, type=click.IntRange(min=1),
-              help="Closed loop: requests in flight at once.")
-@click.option("--requests", "n_requests", default=64, show_default=True, type=click.IntRange(min=1),
-              help="Requests in total.")
-@click.option("--new-tokens", default=64, show_default=True, type=click.IntRange(min=1),
-              help="Closed loop: tokens generated per request.")
-@click.option("--rate", default=0.5, show_default=True, type=click.FloatRange(min=0, min_open=True),
-              help="Open loop: mean arrivals per second (near the static baseline's saturation on 2 CPU cores).")
-@click.option("--max-batch", default=16, show_default=True, type=click.IntRange(min=1),
-              help="Open loop: rows per step / per static batch.")
-@click.option("--seed", default=0, show_default=True, help="Open loop: seed of the arrival trace.")
-@click.option("--adapters", default="", help="Comma-separated adapter refs to mix with base rows.")
-@click.option("--skip-baseline", is_flag=True, help="Closed loop: engine only. Open loop: no sequential pass.")
-@click.option("--decode-graphs", type=click.Choice(["auto", "off", "static", "cuda"]), default=None,
-              help="Engine decode steps: auto (CUDA graphs on a GPU), off, static (bucketed, eager) "
-              "or cuda (captured). Default: WORKBENCH_DECODE_GRAPHS, else auto.")
-@click.option("--json", "as_json", is_flag=True, help="End with one JSON line of the results.")
-@backend_options
-def bench_cmd(model: str, workload: str, concurrency: int, n_requests: int, new_tokens: int, rate: float,
-              max_batch: int, seed: int, adapters: str, skip_baseline: bool, decode_graphs: str | None,
-              as_json: bool, backend: str, base_url: str | None, api_key: str | None) -> None:
-    """Throughput and latency of the engine against static batching and one-at-a-time generate.
-
-    Example: workbench bench --concurrency 16 --requests 64 --new-tokens 64 --adapters demo-random --json
-
-    Example: workbench bench --workload open-loop --rate 0.5 --requests 64 --adapters demo-random --json
-    """
-    refs = adapter_refs(a.strip() for a in adapters.split(","))
-    choice = backend_choice(backend, base_url, api_key)
-    if choice.remote and workload == "open-loop":
-        raise click.UsageError("--backend openai runs the closed-loop workload only.")
-    check_refs(refs, choice.remote)
-    before_loading()
-    if workload == "open-loop":
-        from workbench.bench.open_loop import OpenLoopSettings, print_open_report, run_open_loop
-
-        report = run_open_loop(OpenLoopSettings(model, rate, n_requests, refs, max_batch, seed,
-                                                not skip_baseline, decode_graphs),
-                               progress=lambda msg: click.echo(msg, err=True))
-        print_open_report(report)
-    else:
-        from workbench.bench.closed_loop import BenchSettings, print_report, run_bench
-
-        # The sequential baseline needs the model in this process.
-        report = run_bench(BenchSettings(model, concurrency, n_requests, new_tokens, refs,
-                                         not skip_baseline and not choice.remote, decode_graphs),
-                           progress=lambda msg: click.echo(msg, err=True), start=choice.start)
-        print_report(report)
-    if as_json:
-        click.echo(json.dumps(report.summary()))
 
 
 @click.command("quantize")

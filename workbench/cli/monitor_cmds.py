@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 import click
 
 from workbench.errors import InputError
+from workbench.telemetry.cost import cost_line, cost_per_1k, price_from_env
 
 WINDOWS = {"5m": 300.0, "15m": 900.0, "60m": 3600.0}
 ALL = "all"
@@ -203,9 +204,12 @@ def _s(values: tuple[float | None, ...]) -> str:
     return "/".join("–" if v is None else f"{v:.2f}" for v in values)
 
 
-def render(rows: list[TopRow], scrape: Scrape | None, window: str, span_s: float | None) -> str:
+def render(rows: list[TopRow], scrape: Scrape | None, window: str, span_s: float | None,
+           price_per_hour: float | None = None) -> str:
     head = [f"workbench top · window {window}" + (f" (over {span_s:.0f} s seen)" if span_s else
                                                    " (since the server started; rates from the next refresh)")]
+    if price_per_hour is not None:
+        head.append(_cost(rows, price_per_hour, window))
     if scrape is not None:
         mem = "" if scrape.rss_bytes is None else f" · memory {scrape.rss_bytes / 2**20:,.0f} MiB"
         gpu = "" if scrape.cuda_bytes is None else f" · GPU {scrape.cuda_bytes / 2**20:,.0f} MiB"
@@ -224,6 +228,14 @@ def render(rows: list[TopRow], scrape: Scrape | None, window: str, span_s: float
     return "\n".join(head)
 
 
+def _cost(rows: list[TopRow], price_per_hour: float, window: str) -> str:
+    """The cost line of the ``all`` row (n/a until a rate is known and requests came)."""
+    every = next((r for r in rows if r.variant == ALL), None)
+    if every is None or every.requests_per_s is None:
+        return f"cost per 1,000 requests over {window}: n/a (no requests, or no rate yet) at {price_per_hour:g}/h"
+    return cost_line(price_per_hour, every.requests, every.requests_per_s, f"over {window}")
+
+
 def fetch_metrics(server: str, timeout: float = 5.0) -> str:
     import httpx
 
@@ -237,8 +249,9 @@ def fetch_metrics(server: str, timeout: float = 5.0) -> str:
     return resp.text
 
 
-def top_frames(server: str, window: str, interval: float, iterations: int | None) -> Iterator[tuple[str, dict]]:
-    """(text, json-able figures) once per interval."""
+def top_frames(server: str, window: str, interval: float, iterations: int | None,
+               price_per_hour: float | None = None) -> Iterator[tuple[str, dict]]:
+    """(text, json-able figures) once per interval; with a price, the cost per 1,000 requests."""
     history, n = History(), 0
     while iterations is None or n < iterations:
         if n:
@@ -248,10 +261,13 @@ def top_frames(server: str, window: str, interval: float, iterations: int | None
         base = history.base_for(WINDOWS[window])
         rows = scrape_rows(scrape, base)
         span = scrape.at - base.at if base else None
-        yield render(rows, scrape, window, span), {
+        every = next((r for r in rows if r.variant == ALL and r.requests), None)
+        cost = cost_per_1k(price_per_hour, every.requests_per_s) if price_per_hour and every else None
+        yield render(rows, scrape, window, span, price_per_hour), {
             "window": window, "span_s": span, "running": sum(scrape.running.values()),
             "waiting": scrape.waiting, "rss_bytes": scrape.rss_bytes, "cuda_bytes": scrape.cuda_bytes,
-            "adapters": scrape.loaded, "variants": [asdict(r) for r in rows]}
+            "adapters": scrape.loaded, "variants": [asdict(r) for r in rows],
+            "price_per_hour": price_per_hour, "cost_per_1k": cost}
         n += 1
 
 
@@ -264,14 +280,16 @@ def top_frames(server: str, window: str, interval: float, iterations: int | None
 @click.option("--iterations", type=int, default=None, help="Stop after this many refreshes (default: until Ctrl-C).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON line per refresh instead of the table.")
 def top_cmd(server: str, window: str, interval: float, iterations: int | None, as_json: bool) -> None:
-    """Live serving figures of a running server (the Monitor tab's), refreshed in the terminal.
+    """Live serving figures of a running server (the Monitor tab's), refreshed in the terminal;
+    with WORKBENCH_PRICE_PER_HOUR set (a price per replica-hour), the cost per 1,000 requests too.
 
     Example: workbench top --server http://127.0.0.1:7860 --window 15m
     """
     if interval <= 0:
         raise InputError("--interval must be positive.")
+    price = price_from_env()
     try:
-        for text, data in top_frames(server, window, interval, iterations):
+        for text, data in top_frames(server, window, interval, iterations, price):
             if as_json:
                 click.echo(json.dumps(data))
             else:

@@ -23,10 +23,12 @@ def start_workbench(backend: str = "local", base_url: str | Sequence[str] | None
                     adapters: list[str] | None = None,
                     engine_config: EngineConfig | None = None,
                     remote_model: str | None = None,
-                    replica_adapter_root: Path | None = None) -> Workbench:
+                    replica_adapter_root: Path | None = None,
+                    replicated: bool = False) -> Workbench:
     """A running Workbench. With ``backend="openai"`` nothing is loaded here: the variants are
     the server's models, and ``remote_model`` picks its base when it lists several. Several
-    base URLs are replicas: ``adapters`` (registry refs) are then loaded on every one."""
+    base URLs (or one, ``replicated``) are replicas: ``adapters`` (registry refs) are then
+    loaded on every one."""
     if backend == "local":
         return Workbench.start(model=model, adapters=adapters, engine_config=engine_config)
     if backend != "openai":
@@ -34,7 +36,7 @@ def start_workbench(backend: str = "local", base_url: str | Sequence[str] | None
     urls = [base_url] if isinstance(base_url, str) else list(base_url or [])
     if not urls:
         raise InputError("--backend openai needs --base-url, e.g. http://127.0.0.1:8000/v1.")
-    if len(urls) > 1:
+    if len(urls) > 1 or replicated:
         return _start_replicas(urls, api_key, engine_config, remote_model, adapters,
                                replica_adapter_root)
     base_url = urls[0]

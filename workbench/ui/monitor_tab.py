@@ -25,6 +25,7 @@ from workbench.routing.report import RouteReport, arm_stats, report_table
 from workbench.routing.store import default_store
 from workbench.service.workbench import Workbench
 from workbench.telemetry.collector import RequestRecord, Telemetry, WindowStats, summarize
+from workbench.telemetry.cost import PRICE_ENV, cost_line, price_from_env
 
 WINDOWS = {"5 min": 300.0, "15 min": 900.0, "60 min": 3600.0}
 REFRESH_S = 3.0
@@ -129,8 +130,9 @@ def variant_table(tel: Telemetry, window_s: float) -> pd.DataFrame:
         "errors": s.errors, "cancelled": s.cancelled} for ref, s in rows.items()])
 
 
-def live_markdown(wb: Workbench) -> str:
-    """Now: engine load, memory and the adapters served with their versions."""
+def live_markdown(wb: Workbench, extra: str = "") -> str:
+    """Now: engine load, memory and the adapters served with their versions (``extra``, e.g.
+    the cost line, goes before the update time)."""
     live = wb.telemetry.live()
     served = [wb.variant_label(a) for a in live.loaded_adapters] or ["none"]
     cuda = "" if live.cuda_allocated_bytes is None else f" · GPU memory {_mib(live.cuda_allocated_bytes):,.0f} MiB"
@@ -143,7 +145,20 @@ def live_markdown(wb: Workbench) -> str:
                         f"{r.in_flight} in flight · {len(r.adapters)} adapters" for r in live.replicas)
     return (f"**Now** · running {live.running} · waiting {live.waiting} · process memory "
             f"{_mib(live.rss_bytes):,.0f} MiB{cuda}  \n**Adapters served**: {', '.join(served)}"
-            f"{canaries}  \n<small>Updated {time.strftime('%H:%M:%S')} · every {REFRESH_S:.0f} s</small>")
+            f"{canaries}{extra}  \n<small>Updated {time.strftime('%H:%M:%S')} · every {REFRESH_S:.0f} s</small>")
+
+
+def cost_markdown(tel: Telemetry, window_s: float, window_label: str) -> str:
+    """The window's cost per 1,000 requests when ``WORKBENCH_PRICE_PER_HOUR`` is set ("" when
+    not); a bad price is said, not raised, so the rest of the Monitor still draws."""
+    try:
+        price = price_from_env()
+    except WorkbenchError as exc:
+        return f"  \n**Cost** · {exc.message}"
+    if price is None:
+        return ""
+    s = tel.window(window_s)
+    return f"  \n**Cost** · {cost_line(price, s.requests, s.requests_per_s, f'over the last {window_label}')}"
 
 
 def _canaries(wb: Workbench) -> list[str]:
@@ -177,13 +192,14 @@ def refresh(wb: Workbench, window_label: str) -> tuple[go.Figure, pd.DataFrame, 
     window_s = WINDOWS.get(window_label, WINDOWS["5 min"])
     now = tel.clock()
     series = bucket_series(tel.records(window_s), window_s, now)
-    return (monitor_figure(series, window_label), variant_table(tel, window_s), live_markdown(wb),
-            outcome_table(wb, window_s))
+    return (monitor_figure(series, window_label), variant_table(tel, window_s),
+            live_markdown(wb, cost_markdown(tel, window_s, window_label)), outcome_table(wb, window_s))
 
 
 def build_monitor_tab(wb: Workbench, tab: gr.Tab) -> None:
     gr.Markdown("Live serving figures from the same telemetry `/metrics` exports; "
-                "`workbench top` prints them in a terminal.")
+                "`workbench top` prints them in a terminal. With a price per replica-hour in "
+                f"`{PRICE_ENV}`, the window's cost per 1,000 requests shows beside them.")
     with gr.Row():
         window = gr.Radio(list(WINDOWS), value="5 min", label="Window", elem_id="monitor-window")
         live = gr.Markdown(elem_id="monitor-live")
