@@ -13,6 +13,9 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+# Tests compare greedy decodes of tiny models at float32's tolerance; those that check
+# bfloat16 ask for it (EngineConfig.dtype), whatever this CPU would pick by itself.
+os.environ.setdefault("WORKBENCH_DTYPE", "float32")
 
 from workbench.console.quiet import quiet_imports  # noqa: E402
 

@@ -101,6 +101,11 @@ class EngineConfig:
     # ``WORKBENCH_DECODE_GRAPHS`` sets it for every engine of a process (app, serve, eval).
     decode_graphs: str = dataclasses.field(
         default_factory=lambda: os.environ.get("WORKBENCH_DECODE_GRAPHS", "auto"))
+    # The compute dtype of a float base's weights, activations and keys/values: "auto"
+    # (bfloat16 on a CPU with AVX-512 BF16 or AMX, float32 on other CPUs, the loaded dtype on
+    # a GPU), "float32" or "bfloat16". See ``engine/precision.py``. ``WORKBENCH_DTYPE`` sets
+    # it for every engine of a process.
+    dtype: str = dataclasses.field(default_factory=lambda: os.environ.get("WORKBENCH_DTYPE", "auto"))
 
     def replace(self, **changes: object) -> "EngineConfig":
         return dataclasses.replace(self, **changes)

@@ -188,7 +188,8 @@ RULES: dict[str, Rule] = {
     "loftq_config": _must_be_false("LoftQ initialisation rewrites the base layer's weights"),
     "corda_config": _must_be_false("CorDA initialisation rewrites the base layer's weights"),
     "eva_config": _must_be_false("EVA initialisation runs on training data when the adapter is attached"),
-    "use_dora": _must_be_false("DoRA adapters cannot be served in mixed batches"),
+    "use_dora": _must_be_false("DoRA rescales the base layer's weight per adapter, which cannot be "
+                               "stacked with other adapters for mixed batches; retrain as plain LoRA"),
     "lora_bias": _must_be_false("adds a trained bias vector; only plain LoRA A/B matrices are served"),
     "use_qalora": _must_be_false("QA-LoRA needs a quantised base of its own"),
     "alora_invocation_tokens": _must_be_false("activated LoRA changes which tokens the adapter "

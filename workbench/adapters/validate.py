@@ -29,6 +29,9 @@ from workbench.models.loaded import LoadedModel
 KEY = re.compile(r"^base_model\.model\.(?P<module>.+)\.(?P<kind>lora_A|lora_B|lora_embedding_A|"
                  r"lora_embedding_B)(?:\.weight)?$")
 FLOAT_DTYPES = {"F16", "BF16", "F32", "F64"}
+# Why some LoRA kinds are refused: the engine stacks every adapter's A and B per linear layer
+# and picks each row's by a one-hot mask (``engine/stacked_lora.py``), as vLLM batches LoRA.
+UNSTACKABLE = "stacked with the other adapters for mixed batches (only LoRA on linear layers is served)"
 
 
 @dataclass(frozen=True)
@@ -159,6 +162,7 @@ def _in_out(mod: nn.Module) -> tuple[int, int] | None:
 
 def _check_shapes(shapes: dict[str, tuple[str, list[int]]], model: nn.Module, config: dict,
                   limits: AdapterLimits) -> set[str]:
+    _refuse_embedding_lora(shapes)
     pairs: dict[str, dict[str, list[int]]] = {}
     for key, (dtype, shape) in shapes.items():
         m = KEY.match(key)
@@ -175,6 +179,16 @@ def _check_shapes(shapes: dict[str, tuple[str, list[int]]], model: nn.Module, co
     return set(pairs)
 
 
+def _refuse_embedding_lora(shapes: dict[str, tuple[str, list[int]]]) -> None:
+    """Named before other tensor problems: peft saves such an adapter with a copy of the
+    embedding matrix too, which would otherwise be refused as a stray tensor."""
+    for key in shapes:
+        m = KEY.match(key)
+        if m is not None and m["kind"].startswith("lora_embedding"):
+            raise AdapterError(f"'{m['module']}' carries LoRA on an embedding, which cannot be "
+                               f"{UNSTACKABLE}; retrain with LoRA on linear layers only.")
+
+
 def _check_pair(path: str, ab: dict[str, list[int]], model: nn.Module, config: dict) -> None:
     if set(ab) != {"A", "B"}:
         raise AdapterError(f"Module '{path}' has only lora_{''.join(ab)}; LoRA needs both A and B.")
@@ -183,6 +197,9 @@ def _check_pair(path: str, ab: dict[str, list[int]], model: nn.Module, config: d
         raise AdapterError(f"The adapter targets '{path}', which this base model does not have "
                            "(was it trained for another architecture?).")
     dims = _in_out(mod)
+    if isinstance(mod, nn.Embedding):
+        raise AdapterError(f"The adapter targets the embedding '{path}': LoRA on an embedding "
+                           f"cannot be {UNSTACKABLE}.")
     if dims is None:
         raise AdapterError(f"Module '{path}' ({type(mod).__name__}) cannot carry a LoRA adapter.")
     fin, fout = dims

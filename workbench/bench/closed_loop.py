@@ -200,18 +200,17 @@ def sequential_pass(wb: Workbench, prompts: list, variants: list[str], s: BenchS
     import torch
 
     engine = local_engine(wb)
-    model, tok = engine.runner.model, engine.loaded.tokenizer
+    runner, tok = engine.runner, engine.loaded.tokenizer
     server = threading.Lock()
 
     def one(i: int) -> tuple[float, int]:
         arrival = time.monotonic()
-        with server, torch.inference_mode():
+        variant = variants[i % len(variants)]
+        with server, torch.inference_mode(), runner.routing([variant]):
             enc = tok.apply_chat_template(prompts[i], add_generation_prompt=True, return_tensors="pt",
                                           return_dict=True).to(engine.loaded.device)
-            variant = variants[i % len(variants)]
-            kwargs = {} if not hasattr(model, "peft_config") else {"adapter_names": [variant]}
-            out = model.generate(**enc, max_new_tokens=s.new_tokens, min_new_tokens=s.new_tokens,
-                                 do_sample=False, pad_token_id=tok.pad_token_id, **kwargs)
+            out = runner.model.generate(**enc, max_new_tokens=s.new_tokens, min_new_tokens=s.new_tokens,
+                                        do_sample=False, pad_token_id=tok.pad_token_id)
         return (time.monotonic() - arrival) * 1000.0, int(out.shape[1] - enc["input_ids"].shape[1])
 
     lat, tokens, wall = _closed_loop(len(prompts), s.concurrency, one)

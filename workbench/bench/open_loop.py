@@ -204,10 +204,10 @@ def _generate_rows(wb: Workbench, batch: list[Arrival], prompts: list) -> _StepC
     clock = _StepClock([a.max_new_tokens for a in batch], runner.eos_ids)
     inputs = build_batch(rows, kvs, tok.pad_token_id, runner.model.config, engine.loaded.device)
     keys = [a.variant for a in batch]
-    with torch.inference_mode(), runner._adapter_context(keys) as extra:
+    with torch.inference_mode(), runner.routing(keys):
         runner.model.generate(**inputs, max_new_tokens=max(clock.caps), do_sample=False,
                               pad_token_id=tok.pad_token_id, streamer=clock,
-                              stopping_criteria=StoppingCriteriaList([_RowsDone(clock)]), **extra)
+                              stopping_criteria=StoppingCriteriaList([_RowsDone(clock)]))
     return clock
 
 

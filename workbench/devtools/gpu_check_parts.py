@@ -101,9 +101,8 @@ def _scorer(run: Run, paths: dict[str, Path]) -> Any:
     """A second INT4 copy carrying every adapter, for one-row full-prefill references."""
     from peft import PeftModel
 
-    from workbench.models.awq import enable_awq_mixed_batches, load_awq_model
+    from workbench.models.awq import load_awq_model
 
-    enable_awq_mixed_batches()
     base = load_awq_model(run.state["awq_dir"], device=run.plan.device)
     scorer = PeftModel.from_pretrained(base, str(paths["a1"]), adapter_name="a1", is_trainable=False)
     for key in ("a2", "a1v2"):

@@ -56,16 +56,15 @@ def teacher_forced_logits(model: Any, prompt: Sequence[int], tokens: Sequence[in
                           adapter: str = BASE_ADAPTER) -> torch.Tensor:
     """Logits predicting each of ``tokens`` after ``prompt``, the row alone. [S, V] float32"""
     ids = torch.tensor([list(prompt) + list(tokens)], device=model.device)  # [1, P+S]
-    extra: dict[str, object] = {}
     peft = hasattr(model, "peft_config")
     with torch.inference_mode():
         if peft and adapter == BASE_ADAPTER:
             with model.disable_adapter():
                 logits = model(input_ids=ids).logits
         else:
-            if peft:
-                extra["adapter_names"] = [adapter]
-            logits = model(input_ids=ids, **extra).logits  # [1, P+S, V]
+            if peft:  # PEFT's own single-adapter forward: a reference apart from the engine's routing
+                model.set_adapter(adapter)
+            logits = model(input_ids=ids).logits  # [1, P+S, V]
     return logits[0, len(prompt) - 1: len(prompt) + len(tokens) - 1].float()
 
 

@@ -12,19 +12,18 @@ the running batch. What makes one graph serve every step of a bucket:
   and the write column in buffers the graph owns; a step copies its values into them and
   replays;
 - no Python choice inside: the mask is a prepared 4D additive mask (transformers uses it as
-  is), the write column is a tensor, and each row's adapter is a one-hot row of a stacked
-  LoRA (``stacked_lora.py``) instead of PEFT's per-call routing.
+  is), the write column is a tensor, and each row's adapter is a one-hot row of the stacked
+  LoRA (``stacked_lora.py``), the engine's one routing.
 
-Modes (``EngineConfig.decode_graphs``): ``off`` keeps the growing cache and PEFT's forward;
+Modes (``EngineConfig.decode_graphs``): ``off`` keeps the growing cache at exact shapes;
 ``static`` runs the bucketed step eagerly (what the CPU tests check against ``off`` under the
 tolerance rule); ``cuda`` captures it; ``auto`` is ``cuda`` on a CUDA device, else ``off``.
 The CPU stays on ``off``: there a step is bound by its matmuls, not by launches, and the
 bucketed step bought nothing clear (SmolLM2-135M, two adapters, rows mixed, two interleaved
 runs of the GPU check's timing on 2 cores: 64-66 against 73-74 ms a step at 1 row, 114-150
 against 116-124 ms at 16 rows), while its pool holds every slot at the longest row's length
-from the start, where the growing cache holds what the rows use. A step whose adapters cannot be stacked runs eagerly through
-PEFT at exact shapes; a capture that fails falls back to ``static`` and says why in
-``stats.fallback``; neither fails a row.
+from the start, where the growing cache holds what the rows use. A capture that fails falls
+back to ``static`` and says why in ``stats.fallback``; it fails no row.
 """
 from __future__ import annotations
 
@@ -106,9 +105,6 @@ class DecodeStats:
     captures: int = 0
     replays: int = 0
     eager_steps: int = 0
-    # Steps whose adapters were not all stacked, run through PEFT's routing (a subset of
-    # ``eager_steps``): adapters that cannot be stacked, or stacks gone stale.
-    peft_steps: int = 0
     graphs: int = 0
     fallback: str = ""
 
@@ -149,7 +145,7 @@ class StaticDecoder:
         self.mode = mode
         self.pool = SlotPool(max_rows)
         self.stats = DecodeStats(mode=mode)
-        self._stacks: StackedLora | str | None = None
+        self._stacks: StackedLora | None = None
         self._graphs: dict[tuple[int, int], _Graph] = {}
         self._generation = -1
         self._mempool: object = None
@@ -166,33 +162,31 @@ class StaticDecoder:
         """Every count, for a benchmark's report."""
         st = self.stats
         text = (f"{st.mode}: {st.graphs} buckets, {st.captures} captured, {st.replays} replays, "
-                f"{st.eager_steps} eager steps ({st.peft_steps} through PEFT)")
+                f"{st.eager_steps} eager steps")
         return text + (f"; capture failed: {st.fallback}" if st.fallback else "")
 
     def adapters_changed(self) -> None:
-        """LoRA weights came or went: restack them and capture again."""
+        """LoRA weights came or went: capture again (the runner restacks them)."""
         self._stacks = None
         self._drop_graphs()
 
-    def decode(self, model: torch.nn.Module, batch: SlotBatch,
-               peft_forward: Callable[..., object]) -> torch.Tensor:
-        """One token for every row of ``batch``: logits [B, V]."""
+    def decode(self, model: torch.nn.Module, batch: SlotBatch, stacks: StackedLora) -> torch.Tensor:
+        """One token for every row of ``batch``: logits [B, V]; ``model`` is the transformers
+        model (PEFT's wrapper bypassed), ``stacks`` every loaded adapter's LoRA."""
+        if stacks is not self._stacks:  # adapters changed: graphs hold the old stacks
+            self._stacks = stacks
+            self._drop_graphs()
         batch.make_room()
         keys = [row.adapter_key for row in batch.rows]
-        stacks = self._stacks_of(model)
         with torch.inference_mode():
-            if isinstance(stacks, str) or not stacks.covers(keys):
-                logits = self._peft_step(batch, keys, peft_forward)
-            else:
-                graph = self._graph(model, stacks, bucket(len(batch)),
-                                    bucket(batch.length + 1, MIN_COLUMNS))
-                graph.buffers.fill(batch, stacks, keys)
-                if self.mode == "cuda" and graph.cuda_graph is None:
-                    # After the fill: capturing runs the step, which writes this step's column.
-                    self._capture(graph)
-                logits = graph.run()[:len(batch)].clone()
-                self.stats.replays += graph.cuda_graph is not None
-                self.stats.eager_steps += graph.cuda_graph is None
+            graph = self._graph(model, stacks, bucket(len(batch)), bucket(batch.length + 1, MIN_COLUMNS))
+            graph.buffers.fill(batch, stacks, keys)
+            if self.mode == "cuda" and graph.cuda_graph is None:
+                # After the fill: capturing runs the step, which writes this step's column.
+                self._capture(graph)
+            logits = graph.run()[:len(batch)].clone()
+            self.stats.replays += graph.cuda_graph is not None
+            self.stats.eager_steps += graph.cuda_graph is None
         batch.advance()
         return logits
 
@@ -229,32 +223,11 @@ class StaticDecoder:
 
         def step() -> torch.Tensor:
             cache = pool.cache(rows, columns, buffers.col)
-            with stacks.apply(buffers.onehot):
+            with stacks.routed(buffers.onehot):
                 out = model(input_ids=buffers.ids, attention_mask=buffers.mask,
                             position_ids=buffers.pos, cache=cache, use_cache=True, logits_to_keep=1)
             return out.logits[:, -1]  # [Bb, V]
         return step
-
-    def _peft_step(self, batch: SlotBatch, keys: list[str],
-                   peft_forward: Callable[..., object]) -> torch.Tensor:
-        """Adapters that cannot be stacked: PEFT's routing, eagerly, at exact shapes."""
-        ref = self.pool.keys[0]
-        buffers = StepBuffers.new(len(batch), batch.length + 1, 0, ref.dtype, ref.device)
-        buffers.fill(batch, None, keys)
-        cache = self.pool.cache(len(batch), batch.length + 1, buffers.col)
-        out = peft_forward(keys, input_ids=buffers.ids, attention_mask=buffers.mask,
-                           position_ids=buffers.pos, cache=cache, use_cache=True, logits_to_keep=1)
-        self.stats.eager_steps += 1
-        self.stats.peft_steps += 1
-        return out.logits[:, -1]
-
-    def _stacks_of(self, model: torch.nn.Module) -> StackedLora | str:
-        if self._stacks is None:
-            names = sorted(getattr(model, "peft_config", None) or [])
-            self._stacks = StackedLora.build(model, names) if names else StackedLora([], [])
-            if isinstance(self._stacks, str):
-                log.info("adapters not stacked, their steps run through PEFT: %s", self._stacks)
-        return self._stacks
 
     def _drop_graphs(self) -> None:
         self._graphs.clear()

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from workbench.config import EngineConfig
-from workbench.engine import lora, memory
+from workbench.engine import lora, memory, precision
 from workbench.engine.frontend import CallerMixin, check_request
 from workbench.engine.prompt import ContextLengthError
 from workbench.engine.request import (BASE_ADAPTER, BASE_LABEL, EngineSnapshot, Priority, Request, RequestSpec,
@@ -88,6 +88,11 @@ class Engine(CallerMixin):
     def stats(self) -> EngineStats:
         return self._worker.stats
 
+    @property
+    def dtype(self) -> str:
+        """The compute dtype of weights, activations and keys/values ("bfloat16", "float32")."""
+        return precision.dtype_name(self.runner.dtype)
+
     def _notify(self, req: Request) -> None:
         self._requests.pop(req.request_id, None)
         self._call_listeners(req)
@@ -98,7 +103,8 @@ class Engine(CallerMixin):
                               tuple(r.adapter_key for r in active),
                               tuple(sorted(self.scheduler.adapters_waiting())),
                               tuple(self._adapter_names),
-                              self.runner.static.describe() if self.runner.static else "eager")
+                              self.runner.static.describe() if self.runner.static else "eager",
+                              dtype=self.dtype)
 
     # ---- work on the worker thread ----------------------------------------------------
     def call_between_batches(self, fn: Callable[[], T], timeout: float = 120.0,

@@ -11,13 +11,14 @@ Two passes per chunk of items, so a prompt is computed once however many choices
                      is kept in the engine's prefix cache for the next chunks)
     choices  [R, C]  right-padded -> the rest, on the prompt's keys/values copied per choice
 
-Must run on the engine's worker thread (it uses the served model directly)::
+Rows of one pass may use different adapters: every forward goes through the runner's one
+LoRA routing (``ModelRunner.forward``). Must run on the engine's worker thread (it uses the
+served model directly)::
 
     engine.call_between_batches(lambda: loglik.score(engine.runner, items))
 """
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -172,9 +173,8 @@ def _prompt_pass(runner: Any, chunk: list[_Encoded], P: int) -> tuple[Any, torch
                                                 for k, v in kv], grow=False)
         mask = torch.cat([mask.new_ones((B, P)), mask], dim=1)  # [B, T]: prefix | pads | rest
     pos = positions_of(mask)[:, P:]  # [B, T-P]
-    with _adapters(runner, keys) as extra:
-        first = runner.model(input_ids=ids, attention_mask=mask, position_ids=pos, cache=cache,
-                             use_cache=True, logits_to_keep=1, **extra)
+    first = runner.forward(keys, input_ids=ids, attention_mask=mask, position_ids=pos, cache=cache,
+                           use_cache=True, logits_to_keep=1)
     out_cache = getattr(first, "cache", None) or first.past_key_values  # transformers 5: ``cache``
     return first, mask, out_cache
 
@@ -232,9 +232,8 @@ def _rest_group(runner: Any, layers: list, prompt_mask: torch.Tensor, owner: lis
     mask = torch.cat([prompt_mask[idx], torch.ones_like(live)], dim=1)  # [R, T + C-1]
     start = prompt_mask.sum(-1)[idx].unsqueeze(1)  # [R, 1]
     pos = start + torch.arange(width, device=device).unsqueeze(0)  # [R, C-1]
-    with _adapters(runner, [item_keys[i] for i in owner]) as extra:
-        logits = runner.model(input_ids=inp, attention_mask=mask, position_ids=pos,
-                              cache=cache, use_cache=True, **extra).logits
+    logits = runner.forward([item_keys[i] for i in owner], input_ids=inp, attention_mask=mask,
+                            position_ids=pos, cache=cache, use_cache=True).logits
     lp = torch.log_softmax(logits.float(), dim=-1)  # [R, C-1, V]
     picked = lp.gather(-1, tgt.clamp(min=0).unsqueeze(-1)).squeeze(-1) * live  # [R, C-1]
     return picked.sum(-1).tolist()
@@ -248,27 +247,3 @@ def _left_pad(seqs: list[list[int]], pad: int, device: str) -> tuple[torch.Tenso
         ids[i, width - len(s):] = torch.tensor(s)
         mask[i, width - len(s):] = 1
     return ids.to(device), mask.to(device)
-
-
-@contextlib.contextmanager
-def _adapters(runner: Any, keys: list[str]) -> Iterator[dict[str, object]]:
-    """The forward's extra arguments for per-row adapters (none when the base is bare)."""
-    model = runner.model
-    if not hasattr(model, "peft_config"):
-        unknown = sorted({k for k in keys if k != BASE_ADAPTER})
-        if unknown:
-            raise InputError(f"Adapter {unknown[0]!r} is not loaded.")
-        yield {}
-    elif all(k == BASE_ADAPTER for k in keys):
-        with model.disable_adapter():
-            yield {}
-    else:
-        if getattr(runner.loaded, "is_awq", False):
-            from workbench.models.awq import enable_awq_mixed_batches
-
-            enable_awq_mixed_batches()
-        loaded = set(model.peft_config)
-        unknown = sorted({k for k in keys if k != BASE_ADAPTER and k not in loaded})
-        if unknown:
-            raise InputError(f"Adapter {unknown[0]!r} is not loaded.")
-        yield {"adapter_names": keys}

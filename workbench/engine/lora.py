@@ -1,8 +1,11 @@
 """LoRA adapters on the one copy of the base weights.
 
-The base model is wrapped in a ``PeftModel`` when the first adapter arrives; each further
-adapter adds only its LoRA matrices. These functions run on the engine's worker thread,
-between batches, so no generate call ever sees an adapter appear or vanish.
+PEFT loads the adapter files: the base model is wrapped in a ``PeftModel`` when the first
+adapter arrives, and each further adapter adds only its LoRA matrices. Serving never goes
+through PEFT's forward: the runner stacks every adapter's matrices per layer and routes rows
+itself (``stacked_lora.py``), so an adapter that cannot be stacked is refused here. These
+functions run on the engine's worker thread, between batches, so no step ever sees an
+adapter appear or vanish.
 """
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from pathlib import Path
 from peft import PeftModel
 
 from workbench.engine.runner import ModelRunner
+from workbench.engine.stacked_lora import StackedLora
 from workbench.errors import AdapterError
 
 
@@ -19,19 +23,10 @@ def loaded_adapters(runner: ModelRunner) -> list[str]:
     return sorted(cfg) if cfg else []
 
 
-def _prepare_awq(runner: ModelRunner) -> None:
-    """INT4 bases need the mixed-batch shim for peft's AWQ LoRA layers."""
-    if runner.loaded.is_awq:
-        from workbench.models.awq import enable_awq_mixed_batches
-
-        enable_awq_mixed_batches()
-
-
 def attach_adapter(runner: ModelRunner, name: str, path: Path) -> None:
     """Load the PEFT adapter at ``path`` under ``name``; on failure nothing changes."""
     if name in loaded_adapters(runner):
         raise AdapterError(f"An adapter named '{name}' is already loaded. Unload it first.")
-    _prepare_awq(runner)
     try:
         if isinstance(runner.model, PeftModel):
             runner.model.load_adapter(str(path), adapter_name=name, is_trainable=False)
@@ -43,6 +38,11 @@ def attach_adapter(runner: ModelRunner, name: str, path: Path) -> None:
         raise AdapterError(f"Could not load adapter '{name}' from {path}: {exc}") from exc
     runner.model.eval()
     runner.adapters_changed()  # cached keys/values were computed under the old adapter set
+    why = StackedLora.build(runner.model, [name])
+    if isinstance(why, str):
+        detach_adapter(runner, name)
+        raise AdapterError(f"Adapter '{name}' cannot be served: {why}. The engine batches plain "
+                           "LoRA matrices only (as vLLM does); retrain it as a plain LoRA.")
 
 
 def _discard_partial(runner: ModelRunner, name: str) -> None:
@@ -82,25 +82,3 @@ def replace_adapter(runner: ModelRunner, name: str, new_path: Path, old_path: Pa
     except AdapterError:
         attach_adapter(runner, name, Path(old_path))
         raise
-
-
-def clear_stale_adapter_hooks(model: object) -> int:
-    """Remove per-row adapter hooks a failed ``generate`` left behind; returns how many.
-
-    peft registers one ``adapter_names`` pre-forward hook per LoRA layer for a mixed batch
-    and removes them after the call, but not when the call raises. Left in place they would
-    route the next batch's rows to the failed batch's adapters.
-    """
-    from functools import partial
-
-    from peft.tuners.lora import model as lora_model
-
-    target = lora_model._adapter_names_pre_forward_hook
-    removed = 0
-    for module in getattr(model, "modules", lambda: [])():
-        for key, hook in list(module._forward_pre_hooks.items()):
-            if isinstance(hook, partial) and hook.func is target:
-                del module._forward_pre_hooks[key]
-                module._forward_pre_hooks_with_kwargs.pop(key, None)
-                removed += 1
-    return removed

@@ -316,6 +316,8 @@ class EngineSnapshot:
     loaded_adapters: tuple[str, ...]
     # How decode steps run (``StaticDecoder.describe``; "eager" without decode graphs).
     decode: str = "eager"
+    # The engine's compute dtype ("bfloat16", "float32"; empty for a remote server).
+    dtype: str = ""
     # Behind several servers: each replica's state (empty for one engine or one server).
     replicas: tuple["ReplicaState", ...] = ()
 

@@ -6,15 +6,16 @@ prompts copied in), ``prefill_chunk`` runs the next slice of its columns, and ``
 one token for every row of the running batch. ``generate`` owns its loop until the longest
 row ends; owning the loop is what lets a row join or leave between any two tokens.
 
-Rows of one call may use different LoRA adapters: PEFT's mixed-adapter forward takes
-``adapter_names`` (one per row, ``__base__`` for no adapter; INT4 AWQ bases get the same
-through ``enable_awq_mixed_batches``). When every row is base the adapters are switched
-off for the call, so base-only steps pay nothing for LoRA.
+Rows of one call may use different LoRA adapters: every forward (prefill, decode,
+log-likelihood, a prefix's keys/values) goes through ``forward``, which adds each row's LoRA
+delta from the adapters stacked per layer and a one-hot row per row (``stacked_lora.py``), on
+the float and the INT4 AWQ base alike; PEFT only loads the adapter files. A step whose rows
+are all base adds no hook, so it pays nothing for LoRA beyond a flag per LoRA layer.
 
 With ``decode_graphs`` on (a CUDA device by default) the running batch lives in a
-persistent pool and ``decode`` is a bucketed, capturable step with the adapters stacked
-(``capture.py``, ``slots.py``, ``stacked_lora.py``); prefill stays eager, its shapes vary
-too much to capture. On the 2-core CPU it is off (``capture.py`` says why, with figures);
+persistent pool and ``decode`` is a bucketed, capturable step (``capture.py``, ``slots.py``);
+prefill stays eager, its shapes vary too much to capture. On the 2-core CPU it is off
+(``capture.py`` says why, with figures);
 ``torch.compile(model, dynamic=True)`` of the bare SmolLM2's decode (16 rows, no adapters)
 was slower there too: 102.6 against 86.9 ms a step, after 56 s of compiling.
 """
@@ -34,10 +35,12 @@ from workbench.engine.capture import StaticDecoder, resolve_mode
 from workbench.engine.prefix import PrefixCache, PromptIds
 from workbench.engine.prompt import Prompter
 from workbench.engine.request import BASE_ADAPTER, Request
-from workbench.engine import sampling
+from workbench.engine import precision, sampling
 from workbench.engine.sampling import RowSampler
 from workbench.engine.slots import SlotBatch
+from workbench.engine.stacked_lora import StackedLora
 from workbench.engine.streaming import TextStream
+from workbench.errors import AdapterError, InputError
 from workbench.models.loaded import LoadedModel
 
 # The running batch: in growing tensors, or in the static pool (``decode_graphs`` on).
@@ -105,6 +108,8 @@ class ModelRunner:
     def __init__(self, loaded: LoadedModel, config: EngineConfig) -> None:
         self.loaded = loaded
         self.config = config
+        # Cast before anything reads the model's dtype (masks, the static pool, the KV budget).
+        self.dtype = precision.apply(loaded, config.dtype)
         self.model = loaded.model  # becomes a PeftModel once an adapter is loaded
         self.eos_ids = _eos_ids(loaded)
         self.prefixes = PrefixCache(config.prefix_cache_mb, config.min_prefix_tokens)
@@ -113,12 +118,14 @@ class ModelRunner:
         loaded.tokenizer.padding_side = "left"
         self.prompter = Prompter(loaded.tokenizer)
         self.vocab_size = int(self.model.get_output_embeddings().weight.shape[0])
+        self._stacks: StackedLora | None = None
         mode = resolve_mode(config.decode_graphs, loaded.device)
         self.static = StaticDecoder(mode, config.max_batch_size) if mode != "off" else None
 
     def adapters_changed(self) -> None:
         """Adapters came or went: keys/values and stacked weights made under the old set go."""
         self.prefixes.clear()
+        self._stacks = None
         if self.static is not None:
             self.static.adapters_changed()
 
@@ -223,23 +230,43 @@ class ModelRunner:
     def decode(self, batch: Batch) -> torch.Tensor:
         """One token for every running row: logits [B, V]."""
         if isinstance(batch, SlotBatch):
-            return self.static.decode(self.model, batch, self.forward)
+            return self.static.decode(self.base_model, batch, self.stacks())
         out = self.forward([r.adapter_key for r in batch.rows], **batch.step_inputs())
         return out.logits[:, -1]
 
     def forward(self, adapter_keys: list[str], **inputs: object) -> object:
-        with torch.inference_mode(), self._adapter_context(adapter_keys) as extra:
-            return self.model(**inputs, **extra)
+        """The model on ``inputs`` (batch rows in ``adapter_keys`` order), each row with its
+        adapter's LoRA; an adapter that is not loaded is refused."""
+        with torch.inference_mode(), self.routing(adapter_keys):
+            return self.base_model(**inputs)
 
     @contextlib.contextmanager
-    def _adapter_context(self, keys: list[str]) -> Iterator[dict[str, object]]:
-        if not hasattr(self.model, "peft_config"):
-            yield {}
-        elif all(k == BASE_ADAPTER for k in keys):
-            with self.model.disable_adapter():
-                yield {}
-        else:
-            yield {"adapter_names": keys}
+    def routing(self, adapter_keys: list[str]) -> Iterator[None]:
+        """Within the block every forward of the model (a ``generate`` too) gives batch row i
+        the LoRA of ``adapter_keys[i]``; an adapter that is not loaded is refused."""
+        stacks = self.stacks()
+        unknown = stacks.unknown(adapter_keys)
+        if unknown:
+            raise InputError(f"Adapter {unknown[0]!r} is not loaded.")
+        routed = any(k != BASE_ADAPTER for k in adapter_keys)
+        onehot = stacks.onehot(adapter_keys, len(adapter_keys), device=self.loaded.device) if routed else None
+        with stacks.routed(onehot):
+            yield
+
+    @property
+    def base_model(self) -> torch.nn.Module:
+        """The transformers model itself (under PEFT's wrapper once adapters are loaded)."""
+        return self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+
+    def stacks(self) -> StackedLora:
+        """Every loaded adapter's LoRA, stacked per layer (built after each adapter change)."""
+        if self._stacks is None:
+            names = sorted(getattr(self.model, "peft_config", None) or [])
+            stacks = StackedLora.build(self.model, names) if names else StackedLora([], [])
+            if isinstance(stacks, str):  # ``lora.attach_adapter`` refuses these: a bug if seen
+                raise AdapterError(f"The loaded adapters cannot be stacked: {stacks}")
+            self._stacks = stacks
+        return self._stacks
 
     def prefix_kv(self, prompt: PromptIds) -> LayerKV:
         """A prefix's keys/values [1, H, P, D] per layer, from the cache or computed now."""

@@ -15,10 +15,14 @@ base layer: r is 8-64 against thousands of base columns) and reads each weight o
 per-row gather of A and B would copy them once per row (vLLM's punica kernels index inside
 the kernel instead; this is the plain-PyTorch equivalent).
 
-The deltas are added by forward hooks on peft's LoRA layers while peft's own LoRA is
-switched off on those layers for the call, so the base layers, float or INT4 AWQ, run as
-they always do. Adapters with a LoRA variant (DoRA and others), a bias on B or LoRA on an
-embedding are not stacked: ``build`` says why and the engine keeps PEFT's forward for them.
+This is the engine's one LoRA routing: prefill, decode (eager or captured) and
+log-likelihood all run through ``routed``; PEFT only loads the adapter files and holds their
+matrices. The deltas are added by forward hooks on peft's LoRA layers while peft's own LoRA is
+switched off on those layers for the call, so the base layers, float or INT4 AWQ, run as they
+always do; a step whose rows are all base registers no hook and only flips those flags.
+Adapters with a LoRA variant (DoRA and others), a bias on B or LoRA on an embedding cannot be
+stacked: ``build`` says why, and the engine refuses to load them (validation refuses them
+before that, ``adapters/validate.py``).
 """
 from __future__ import annotations
 
@@ -74,7 +78,8 @@ class StackedLora:
                 layers.append(_stack(module, names))
         return cls(names, layers)
 
-    def onehot(self, adapter_keys: list[str], rows: int, out: torch.Tensor | None = None) -> torch.Tensor:
+    def onehot(self, adapter_keys: list[str], rows: int, out: torch.Tensor | None = None,
+               device: torch.device | str = "cpu") -> torch.Tensor:
         """Row masks [rows, N]: row i has a 1 in its adapter's column (none for base or padding)."""
         mask = out if out is not None else torch.zeros((rows, len(self.names)))
         mask.zero_()
@@ -82,18 +87,21 @@ class StackedLora:
             j = self._index.get(key)
             if j is not None:
                 mask[i, j] = 1
-        return mask
+        return mask.to(device) if out is None else mask
 
-    def covers(self, adapter_keys: list[str]) -> bool:
-        return all(k in self._index for k in adapter_keys if k != "__base__")
+    def unknown(self, adapter_keys: list[str]) -> list[str]:
+        """Keys that are neither base nor a stacked adapter, sorted."""
+        return sorted({k for k in adapter_keys if k != "__base__" and k not in self._index})
 
     @contextlib.contextmanager
-    def apply(self, onehot: torch.Tensor) -> Iterator[None]:
-        """Within the block, each stacked layer runs its base layer alone (PEFT's own LoRA
-        off) and adds its rows' deltas. The flag is set on these layers directly: PEFT's
-        ``disable_adapter()`` first walks the whole model for its status, a sixth of a
-        one-row SmolLM2 decode step on the CPU (profiled)."""
-        handles = [layer.module.register_forward_hook(_hook(layer, onehot)) for layer in self.layers]
+    def routed(self, onehot: torch.Tensor | None) -> Iterator[None]:
+        """Within the block, each LoRA layer runs its base layer alone (PEFT's own LoRA off)
+        and, given ``onehot`` [B, N], adds its rows' deltas; ``None`` (every row base) adds
+        nothing. The flag is set on these layers directly: PEFT's ``disable_adapter()`` first
+        walks the whole model for its status, a sixth of a one-row SmolLM2 decode step on the
+        CPU (profiled)."""
+        handles = [] if onehot is None else [
+            layer.module.register_forward_hook(_hook(layer, onehot)) for layer in self.layers]
         before = [layer.module._disable_adapters for layer in self.layers]
         for layer in self.layers:
             layer.module._disable_adapters = True

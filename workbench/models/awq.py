@@ -1,25 +1,21 @@
-"""INT4 AWQ checkpoints: quantize a float GLM checkpoint, load it, serve mixed LoRA batches.
+"""INT4 AWQ checkpoints: quantize a float GLM checkpoint and load it for serving.
 
 Quantization runs through gptqmodel (AWQ, GEMM layout); loading goes through plain
-``transformers`` (which itself picks a gptqmodel kernel for the device). Two gaps between
-the two are closed here:
+``transformers`` (which itself picks a gptqmodel kernel for the device). One gap between
+the two is closed here: gptqmodel quantizes GLM's fused ``mlp.gate_up_proj`` as two linears
+(``gate_proj`` and ``up_proj``) and saves them that way; transformers' GLM has only the fused
+module, so it would leave ``gate_up_proj`` uninitialised (NaN logits). :func:`refuse_gate_up`
+joins them back in the saved safetensors.
 
-* gptqmodel quantizes GLM's fused ``mlp.gate_up_proj`` as two linears (``gate_proj`` and
-  ``up_proj``) and saves them that way. transformers' GLM has only the fused module, so it
-  would leave ``gate_up_proj`` uninitialised (NaN logits). :func:`refuse_gate_up` joins
-  them back in the saved safetensors.
-* peft's ``AwqLoraLinear.forward`` does not take ``adapter_names``, so PEFT mixed-adapter
-  batches fail on AWQ models. :func:`enable_awq_mixed_batches` adds per-row routing.
+Mixed LoRA batches on an INT4 base need nothing here: the engine adds each row's LoRA delta
+itself around the quantized linears (``engine/stacked_lora.py``).
 """
 from __future__ import annotations
 
-import functools
 import json
 import os
 import re
 import tempfile
-from collections import defaultdict
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +25,6 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 from workbench.errors import InputError, MissingExtraError, ModelLoadError
 
 EXTRA = "awq"
-BASE_ADAPTER = "__base__"
 # Architectures whose MLP is one fused gate+up linear in transformers (gate rows first:
 # ``GlmMLP.forward`` does ``gate, up = gate_up_proj(x).chunk(2, dim=-1)``).
 FUSED_GATE_UP_TYPES = frozenset({"glm", "glm4"})
@@ -326,63 +321,3 @@ def is_awq_model(model: Any) -> bool:
     else:
         method = getattr(qcfg, "quant_method", None)
     return str(getattr(method, "value", method)).lower() == "awq"
-
-
-# --------------------------------------------------------------------------- mixed batches
-
-def enable_awq_mixed_batches() -> None:
-    """Let peft LoRA layers on AWQ linears take ``adapter_names`` (one adapter per row).
-
-    Rows named ``"__base__"`` get the base output only. Each row is computed with the same
-    arithmetic as peft's own single-adapter AWQ forward, so a row gives what it gives when
-    run alone with its adapter active. Safe to call more than once.
-    """
-    try:
-        from peft.tuners.lora.awq import AwqLoraLinear
-    except ImportError as exc:
-        raise MissingExtraError("peft", "LoRA adapters on AWQ models", EXTRA) from exc
-    if getattr(AwqLoraLinear.forward, "_workbench_mixed_batches", False):
-        return
-    AwqLoraLinear.forward = _with_adapter_names(AwqLoraLinear.forward)
-
-
-def _with_adapter_names(original: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
-    @functools.wraps(original)  # keeps the original reachable as ``__wrapped__``
-    def forward(self: Any, x: torch.Tensor, *args: Any, adapter_names: list[str] | None = None,
-                **kwargs: Any) -> torch.Tensor:
-        if adapter_names is None:
-            return original(self, x, *args, **kwargs)
-        self._check_forward_args(x, *args, adapter_names=adapter_names, **kwargs)
-        return _mixed_batch_forward(self, x, adapter_names)
-
-    forward._workbench_mixed_batches = True  # type: ignore[attr-defined]
-    return forward
-
-
-def _mixed_batch_forward(layer: Any, x: torch.Tensor, adapter_names: list[str]) -> torch.Tensor:
-    """Base output for all rows, plus each row's own adapter delta (like peft's routing)."""
-    result = layer.quant_linear_module(x)
-    if layer.disable_adapters:
-        return result
-    rows: dict[str, list[int]] = defaultdict(list)
-    for i, name in enumerate(adapter_names):
-        rows[name].append(i)
-    for name, idx in rows.items():
-        # A layer may lack an adapter that targets other modules: those rows stay base.
-        if name == BASE_ADAPTER or name not in layer.lora_A:
-            continue
-        sel = torch.tensor(idx, device=x.device)
-        result[sel] = result[sel] + _lora_delta(layer, name, x[sel], result.dtype)
-    return result
-
-
-def _lora_delta(layer: Any, name: str, x: torch.Tensor, out_dtype: torch.dtype) -> torch.Tensor:
-    # Mirrors AwqLoraLinear.forward step by step (cast, then scale) so results match it.
-    lora_a, lora_b = layer.lora_A[name], layer.lora_B[name]
-    convert = not torch.is_autocast_enabled()
-    if convert:
-        x = layer._cast_input_dtype(x, lora_a.weight.dtype)
-    out = lora_b(lora_a(layer.lora_dropout[name](x)))
-    if convert:
-        out = out.to(out_dtype)
-    return out * layer.scaling[name]

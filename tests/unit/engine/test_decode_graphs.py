@@ -21,7 +21,7 @@ from workbench.engine.batch import RunningBatch, new_cache
 from workbench.engine.capture import resolve_mode
 from workbench.engine.slots import SlotBatch, SlotPool
 from workbench.engine.stacked_lora import StackedLora
-from workbench.errors import UnknownNameError
+from workbench.errors import AdapterError, UnknownNameError
 from workbench.models.catalog import load_model
 
 QUESTIONS = ["Where is my order? It has not arrived.", "我的订单在哪里？我想退货。",
@@ -76,7 +76,6 @@ def test_static_decode_serves_each_row_its_own_adapter_as_rows_join_and_leave(ti
         _check(engine, a2, "a2", 1.3)
         stats = engine.runner.static.stats
         assert stats.eager_steps > 0 and stats.replays == 0 and stats.graphs >= 2  # several buckets
-        assert stats.peft_steps == 0
         with pytest.raises(AssertionError, match="wrong adapter"):  # the rule sees a swapped adapter
             _check(engine, a2, "a1", 1.3)
 
@@ -128,7 +127,6 @@ def test_a_hot_swap_restacks_so_rows_decode_with_the_new_weights(tiny_loaded, ad
         _wait(late)
         for req in late:
             _check(engine, req, "a2")  # judged by PEFT on the weights "a2" names now
-        assert engine.runner.static.stats.peft_steps == 0
 
 
 def test_a_capture_that_fails_falls_back_to_eager_and_says_why(tiny_loaded, monkeypatch) -> None:
@@ -157,16 +155,19 @@ def test_cuda_graphs_asked_for_on_the_cpu_serve_every_row_and_say_why(tiny_loade
         assert "capture failed: RuntimeError: CUDA graphs need" in engine.snapshot().decode
 
 
-def test_adapters_that_cannot_be_stacked_run_through_peft(tiny_loaded, adapters, monkeypatch) -> None:
-    monkeypatch.setattr(StackedLora, "build", classmethod(lambda cls, model, names: "a DoRA adapter"))
-    with Engine(tiny_loaded, EngineConfig(max_batch_size=4, max_wait_ms=0, decode_graphs="static")) as engine:
-        for name, path in adapters.items():
-            engine.load_adapter(name, path)
-        first, base, a2, _ = _mixed_run(engine)
-        _check(engine, first, "a1")
-        _check(engine, a2, "a2", 1.3)
-        stats = engine.runner.static.stats
-        assert stats.graphs == 0 and stats.peft_steps == stats.eager_steps > 0  # no bucketed step
+def test_an_adapter_that_cannot_be_stacked_is_refused_at_load(tiny_loaded, adapters, tmp_path) -> None:
+    twin = load_model("tiny-glm")
+    dora = get_peft_model(twin.model, LoraConfig(r=4, target_modules=["q_proj"], use_dora=True,
+                                                 init_lora_weights=False))
+    dora.save_pretrained(tmp_path / "dora")
+    with Engine(tiny_loaded, EngineConfig(max_batch_size=2, max_wait_ms=0, decode_graphs="static")) as engine:
+        engine.load_adapter("a1", adapters["a1"])
+        with pytest.raises(AdapterError, match="cannot be served: .*DoRA"):
+            engine.load_adapter("d", tmp_path / "dora")
+        assert engine.adapters == ["a1"]  # what was served before, still served
+        req = engine.submit(msgs(QUESTIONS[0]), "a1", LONG, 8)
+        _wait([req])
+        _check(engine, req, "a1")
 
 
 def test_stacked_deltas_equal_peft_routing_with_mixed_ranks_and_targets(tiny_loaded) -> None:
@@ -181,8 +182,11 @@ def test_stacked_deltas_equal_peft_routing_with_mixed_ranks_and_targets(tiny_loa
     ids = torch.randint(0, 200, (4, 7))
     with torch.inference_mode():
         ref = model(input_ids=ids, adapter_names=keys).logits
-        with stacks.apply(stacks.onehot(keys, 4)):  # PEFT's own LoRA is off inside
+        with stacks.routed(stacks.onehot(keys, 4)):  # PEFT's own LoRA is off inside
             got = model(input_ids=ids).logits
+        with stacks.routed(None):  # every row base: no hook, PEFT's LoRA off
+            assert not any(m._forward_hooks for m in model.modules())
+            bare = model(input_ids=ids).logits
         after = model(input_ids=ids).logits  # and on again after: the active adapter, a1
         with model.disable_adapter():
             plain = model(input_ids=ids).logits
@@ -190,6 +194,7 @@ def test_stacked_deltas_equal_peft_routing_with_mixed_ranks_and_targets(tiny_loa
     torch.testing.assert_close(got, ref, atol=1e-4, rtol=1e-4)
     assert (ref[0] - plain[0]).abs().max() > 1e-2  # the adapters really change the rows
     torch.testing.assert_close(got[1], plain[1])  # the base row gets no delta
+    torch.testing.assert_close(bare, plain)
     assert not any(m._forward_hooks for m in model.modules())  # hooks gone after the block
 
 

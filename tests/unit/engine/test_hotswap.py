@@ -151,9 +151,8 @@ def test_hot_swap_under_load(a1_v2: Workbench) -> None:
     check([r for r in records if r.adapter == "a2"], a2, a2, t0, t1)
     assert wb.served["a1"].version == "v1"
     static = wb.engine.runner.static
-    if static is not None:  # the stacked step served these requests, not PEFT's routing
+    if static is not None:  # the bucketed step served these requests
         assert static.stats.graphs > 0 and static.stats.eager_steps > 0
-        assert static.stats.peft_steps == 0  # each swap restacked the adapters it served
 
 
 def test_load_and_drain_unload_under_load(a1_v2: Workbench) -> None:

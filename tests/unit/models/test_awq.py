@@ -1,4 +1,5 @@
-"""INT4 AWQ path: quantize a tiny GLM, load it in plain transformers, serve mixed LoRA batches.
+"""INT4 AWQ path: quantize a tiny GLM, load it in plain transformers, serve mixed LoRA batches
+through the engine's stacked LoRA routing.
 
 Each tiny model is quantized once per module (a few seconds on CPU). Tiny models use
 hidden=128: gptqmodel's AWQ clip search needs output widths that are multiples of 64, and
@@ -7,7 +8,6 @@ group_size 32 divides every input width.
 from __future__ import annotations
 
 import contextlib
-import inspect
 import json
 import shutil
 import sys
@@ -26,6 +26,8 @@ from peft import LoraConfig, PeftModel, get_peft_model  # noqa: E402
 from peft.tuners.lora.awq import AwqLoraLinear  # noqa: E402
 from transformers import AutoModelForCausalLM  # noqa: E402
 
+from workbench.engine.request import BASE_ADAPTER  # noqa: E402
+from workbench.engine.stacked_lora import StackedLora  # noqa: E402
 from workbench.errors import InputError, MissingExtraError, ModelLoadError  # noqa: E402
 from workbench.models import awq  # noqa: E402
 from workbench.models.tiny import build_tiny_glm  # noqa: E402
@@ -333,7 +335,7 @@ def _generate(model: PeftModel, enc: dict[str, torch.Tensor], **kwargs: Any) -> 
 @contextlib.contextmanager
 def _only(model: PeftModel, adapter: str) -> Iterator[None]:
     """Run with a single adapter active through peft's own (non-mixed) forward."""
-    if adapter == awq.BASE_ADAPTER:
+    if adapter == BASE_ADAPTER:
         with model.disable_adapter():
             yield
         return
@@ -345,23 +347,13 @@ def _only(model: PeftModel, adapter: str) -> Iterator[None]:
         model.set_adapter(previous)
 
 
-def test_mixed_batch_fails_without_shim(quantized: Callable[[str], Quantized],
-                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    # A model of its own: peft leaves its adapter_names hooks registered when the forward
-    # raises, which would leak into the shared fixture.
-    path, _, tok = quantized("glm")
-    model = _lora_model(path)
-    monkeypatch.setattr(AwqLoraLinear, "forward", inspect.unwrap(AwqLoraLinear.forward))
-    with pytest.raises(TypeError, match="adapter_names"):
-        _generate(model, _encode(tok, PROMPTS), adapter_names=["__base__", "a1", "a2"])
-
-
-def test_enable_awq_mixed_batches_is_idempotent() -> None:
-    awq.enable_awq_mixed_batches()
-    patched = AwqLoraLinear.forward
-    awq.enable_awq_mixed_batches()
-    assert AwqLoraLinear.forward is patched
-    assert inspect.unwrap(patched) is not patched
+@contextlib.contextmanager
+def _routed(model: PeftModel, names: list[str]) -> Iterator[None]:
+    """Rows in ``names`` order, each with its own adapter, by the engine's stacked routing."""
+    stacks = StackedLora.build(model, ["a1", "a2"])
+    assert isinstance(stacks, StackedLora), stacks
+    with stacks.routed(stacks.onehot(names, len(names))):
+        yield
 
 
 def _greedy(model: PeftModel, enc: dict[str, torch.Tensor],
@@ -388,12 +380,12 @@ def test_mixed_batch_generate_matches_rows_alone(any_lora_model: tuple[PeftModel
     tests/greedy_match.py: logits within the dtype tolerance, tokens equal except after a
     near-tie."""
     model, tok = any_lora_model
-    awq.enable_awq_mixed_batches()
     tol = logit_tolerance(model)
     names = ["__base__", "a1", "a2"]
     enc = _encode(tok, PROMPTS)
     assert (enc["attention_mask"] == 0).any(), "rows should be left-padded"
-    batched, batched_scores = _greedy(model, enc, adapter_names=names)
+    with _routed(model, names):
+        batched, batched_scores = _greedy(model, enc)
     compared = 0
     for i, (prompt, name) in enumerate(zip(PROMPTS, names)):
         with _only(model, name):
@@ -408,10 +400,10 @@ def test_mixed_batch_rows_follow_their_own_adapter(any_lora_model: tuple[PeftMod
     from base and from the other adapter by far more than rounding, and is a greedy decode
     of its own adapter, not of a neighbour's."""
     model, tok = any_lora_model
-    awq.enable_awq_mixed_batches()
     tol = logit_tolerance(model)
     names = ["__base__", "a1", "a2", "__base__"]
-    tokens, scores = _greedy(model, _encode(tok, [PROMPTS[0]] * 4), adapter_names=names)
+    with _routed(model, names):
+        tokens, scores = _greedy(model, _encode(tok, [PROMPTS[0]] * 4))
     assert_greedy_match(tokens[0].tolist(), scores[0], tokens[3].tolist(), scores[3], tol, "base rows")
     for i, j in ((0, 1), (0, 2), (1, 2)):
         gap = float((scores[i, 0] - scores[j, 0]).abs().max())
@@ -430,22 +422,20 @@ def test_mixed_forward_rows_equal_single_adapter_forward(lora_model: tuple[PeftM
     """Layer level: each row equals peft's own forward with that row's adapter active.
 
     Base rows come from the very same kernel call, so they match bit for bit; adapter rows
-    go through the LoRA matmuls as a sub-batch, whose float32 rounding may differ in the
-    last bits from the full-batch product.
+    go through the stacked LoRA matmuls, whose float32 rounding may differ in the last bits
+    from peft's own product.
     """
     model, _ = lora_model
-    awq.enable_awq_mixed_batches()
     layer = model.base_model.model.model.layers[0].self_attn.q_proj
     x = torch.randn(4, 5, HIDDEN, generator=torch.Generator().manual_seed(0)).to(model.dtype)
     names = ["a2", "__base__", "a1", "a2"]
     with torch.inference_mode():
-        mixed = layer(x, adapter_names=names)
+        with _routed(model, names):
+            mixed = layer(x)
         for i, name in enumerate(names):
             with _only(model, name):
                 want = layer(x)
-            if name == awq.BASE_ADAPTER:
+            if name == BASE_ADAPTER:
                 assert torch.equal(mixed[i], want[i]), f"row {i} ({name})"
             torch.testing.assert_close(mixed[i], want[i], rtol=1e-5, atol=1e-5,
                                        msg=lambda m, i=i, name=name: f"row {i} ({name}): {m}")
-        with pytest.raises(ValueError, match="Length of `adapter_names`"):
-            layer(x, adapter_names=names[:2])
