@@ -19,4 +19,6 @@ def test_run_small_suite_and_see_charts(page, workbench) -> None:
     runs = EvalStore().list_runs(10)
     assert len(runs) == 1 and runs[0].status == "finished"
     frame = EvalStore().results_frame(runs[0].run_id)
-    assert len(frame) == 10  # 5 items x 2 variants, each stored
+    assert len(frame) == 20  # 5 items of each split (dev, test) x 2 variants, each stored
+    assert set(frame["suite"]) == {"multilingual-intents:dev", "multilingual-intents:test"}
+    assert "Generalization gap" in page.locator("#eval-table-splits").inner_text()

@@ -213,9 +213,9 @@ def eval_leaks(questions: list[str], eval_texts: list[str]) -> set[int]:
 
 
 def _default_eval_texts() -> list[str]:
-    from workbench.eval.suite import list_suites, load_suite
+    from workbench.adapters.traindata import eval_texts  # every split of every suite
 
-    return [item.text for name in list_suites() for item in load_suite(name).items]
+    return eval_texts()
 
 
 # ---- the pipeline ------------------------------------------------------------------------

@@ -7,6 +7,9 @@ shows its progress with the loss (a bar on a terminal, whole lines in a log file
 checkpoints it can resume from, and ends with a complete version folder (PEFT files +
 card.json) moved into place in one rename.
 
+Data that overlaps a suite's test split is refused before anything loads (``leakcheck``:
+whole strings or question shapes with other slot values), naming the closest pairs.
+
 INT4 (AWQ) bases are refused: train on the float base and serve the adapter on the INT4
 one (pass ``base_model_id`` so the adapter names the base it will be served on).
 """
@@ -99,11 +102,12 @@ def train_adapter(base: LoadedModel | str, data: list[str | Path], out: str | Pa
     """Train a LoRA on ``data`` and write it to ``out`` (refused if ``out`` exists)."""
     out = Path(out)
     check_new_version(out)
+    dialogs, files = load_dialogs([Path(p) for p in data])
+    refuse_test_overlap([Path(p) for p in data])
     loaded = _load_base(base)
     if loaded.is_awq:
         raise InputError("Training on an INT4 (AWQ) base gives wrong gradients; train on the "
                          "float base and serve the adapter on the INT4 one.")
-    dialogs, files = load_dialogs([Path(p) for p in data])
     examples = [e for e in (encode_dialog(loaded.tokenizer, d, cfg.max_len) for d in dialogs) if e]
     if not examples:
         raise InputError("No usable training dialogs (each needs an assistant turn and must fit "
@@ -118,6 +122,18 @@ def train_adapter(base: LoadedModel | str, data: list[str | Path], out: str | Pa
     tenth = max(1, len(losses) // 10)
     return TrainResult(out, steps, seconds, _mean(losses[:tenth]), _mean(losses[-tenth:]),
                        losses, card)
+
+
+def refuse_test_overlap(paths: list[Path], top: int = 5) -> None:
+    """InputError when a training question near-duplicates a test item or reuses its shape."""
+    from workbench.adapters.leakcheck import check_test_split, format_report
+
+    text, shape = check_test_split(paths)
+    if text.leaks or shape.leaks:
+        parts = [format_report(r, top, what) for r, what in ((text, ""), (shape, "shape")) if r.leaks]
+        raise InputError("Refusing to train: the data overlaps the eval suites' test split "
+                         "(reword or drop these questions; the test split must stay unseen).\n"
+                         + "\n".join(parts))
 
 
 def _load_base(base: LoadedModel | str) -> LoadedModel:

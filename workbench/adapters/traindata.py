@@ -17,7 +17,8 @@ Verdicts are computed from the policy pack (``workbench/data/policy/policies.yam
 each region excludes (the words of its ``excluded`` list, read through the ``exclusions``
 table of ``phrases/policy.yaml``). Messages are
 phrased apart from the eval items, and the script refuses to write data that contains any
-eval item's text.
+eval item's text or overlaps a suite's test split (whole strings or question shapes, see
+``leakcheck``).
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ import argparse
 import json
 import random
 import sys
+import tempfile
 from functools import lru_cache
 from pathlib import Path
 
@@ -229,16 +231,26 @@ def build(seed: int = 0, intent_copies: int = 2, policy_per_region: int = 40,
 
 
 def eval_texts() -> list[str]:
-    """Every eval item's customer text, from all suites under workbench/data/eval_sets/."""
-    from workbench.eval.suite import list_suites
+    """Every eval item's customer text, from every split of all suites under workbench/data/eval_sets/."""
+    from workbench.eval.suite import list_suites, load_splits
 
-    return [item.text for name in list_suites() for item in load_suite(name).items]
+    return [item.text for name in list_suites() for s in load_splits(name) for item in s.items]
 
 
 def eval_leaks(rows: list[dict], texts: list[str] | None = None) -> list[str]:
     """Eval item texts that appear anywhere in the training dialogs (should be none)."""
     blob = "\n".join(m["content"] for r in rows for m in r["messages"])
     return [t for t in (texts if texts is not None else eval_texts()) if t.strip() and t in blob]
+
+
+def test_overlap(data: dict[str, list[dict]]) -> str:
+    """The leak check's report when the data near-duplicates a test item or reuses its
+    shape (``leakcheck.check_test_split``), "" when it passes."""
+    from workbench.adapters.leakcheck import check_test_split, format_report
+
+    with tempfile.TemporaryDirectory() as tmp:
+        text, shape = check_test_split(write(data, Path(tmp)))
+    return "\n".join(format_report(r, 5, what) for r, what in ((text, ""), (shape, "shape")) if r.leaks)
 
 
 def write(data: dict[str, list[dict]], out: Path) -> list[Path]:
@@ -268,6 +280,10 @@ def main(argv: list[str] | None = None) -> int:
     if leaks:
         print(f"Refusing to write: {len(leaks)} eval texts appear in the training data, e.g. "
               f"{leaks[0]!r}", file=sys.stderr)
+        return 1
+    overlap = test_overlap(data)
+    if overlap:
+        print(f"Refusing to write: the data overlaps the test splits.\n{overlap}", file=sys.stderr)
         return 1
     for path in write(data, args.out):
         print(f"{path}: {sum(1 for _ in path.open(encoding='utf-8'))} dialogs, "

@@ -56,21 +56,27 @@ def _announce(run, started: dict) -> None:
 @click.option("--resume", "resume", default=None, metavar="RUN_ID",
               help="Finish an interrupted run: only its missing items are generated.")
 @click.option("--json", "as_json", is_flag=True, help="End with one JSON line of the results.")
+@click.option("--split", "split", type=click.Choice(["dev", "test", "both"]), default="both",
+              show_default=True, help="For suites with splits: the dev items (tuned on), the "
+              "test items (written apart, never tuned or trained near), or both side by side.")
 @click.option("--decoding", type=click.Choice(["free", "constrained", "both"]), default="free",
               show_default=True, help="For suites with a structured_output grammar: decode "
               "freely, under the grammar (reported as SUITE:constrained), or both.")
 @backend_options
 def eval_cmd(suites: tuple[str, ...], variants: str, limit: int | None, model: str | None,
-             resume: str | None, as_json: bool, decoding: str, backend: str,
+             resume: str | None, as_json: bool, split: str, decoding: str, backend: str,
              base_url: str | None, api_key: str | None) -> None:
     """Evaluate variants on suites: accuracy, resolution rate and latency, stored as a run.
 
     Example: workbench eval --suite multilingual-intents --suite regional-policy --variants base,cs-support --limit 20 --json
 
+    Example: workbench eval --suite regional-policy --split test --variants base,cs-support --json
+
     Example: workbench eval --resume 20250101-120000-ab12cd
     """
     choice = backend_choice(backend, base_url, api_key)
-    loaded, store, model, refs = _checked(suites, variants, resume, model, choice.remote)
+    loaded, store, model, refs = _checked(suites, variants, resume, model, choice.remote,
+                                          None if split == "both" else split)
     before_loading()
     from workbench.config import engine_preset
     from workbench.eval.runner import run_eval
@@ -96,15 +102,24 @@ def eval_cmd(suites: tuple[str, ...], variants: str, limit: int | None, model: s
         for ref in record_cards(wb.registry, store, result.run_id):
             click.echo(f"Recorded the eval summary on {ref}'s card.", err=True)
     if as_json:
+        from workbench.eval.splits import split_summary
+
         click.echo(json.dumps({"run_id": result.run_id,
                                "variants": {"base" if v in BASE_NAMES else v: s.as_json()
-                                            for v, s in result.summary.items()}}))
+                                            for v, s in result.summary.items()},
+                               "splits": _rounded(split_summary(store.results_frame(result.run_id)))}))
     if result.status != "finished":
         raise WorkbenchError(store.get_run(result.run_id).error or f"Run {result.run_id} failed.")
 
 
+def _rounded(value: object) -> object:
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    return round(value, 4) if isinstance(value, float) else value
+
+
 def _checked(suites: tuple[str, ...], variants: str, resume: str | None, model: str | None,
-             remote: bool) -> tuple[list, object, str | None, list[str]]:
+             remote: bool, split: str | None = None) -> tuple[list, object, str | None, list[str]]:
     """The suites, the store, the model and the adapter refs of a run, checked with files only
     (options, adapter names, suite folders, the resumed run) so a mistake needs no model load."""
     if resume and suites:
@@ -113,13 +128,13 @@ def _checked(suites: tuple[str, ...], variants: str, resume: str | None, model: 
     if not resume:
         check_refs(refs, remote)  # cheapest first: reading the suites imports scipy
     from workbench.eval.store import EvalStore
-    from workbench.eval.suite import list_suites, load_suite
+    from workbench.eval.suite import list_suites, load_splits
 
     if not resume and not suites:
         suites = tuple(list_suites())  # every shipped suite
         if not suites:
             raise click.UsageError("No suites under workbench/data/eval_sets/; give --suite NAME|PATH.")
-    loaded = [load_suite(s) for s in suites]
+    loaded = [s for name in suites for s in load_splits(name, split)]
     store = EvalStore()
     if resume:
         record = store.get_run(resume)
@@ -141,6 +156,13 @@ def _print_summary(store, run_id: str) -> None:
             continue
         click.secho(f"\n{title}", bold=True)
         click.echo(display_table(table).to_string(index=False))
+    from workbench.eval.splits import split_table
+
+    splits = split_table(frame)
+    if not splits.empty:
+        click.secho("\nDev and test splits (95% intervals; gap = dev - test, the generalization gap)",
+                    bold=True)
+        click.echo(splits.to_string(index=False))
     diffs = variant_differences(frame)
     if not diffs.empty:
         click.secho("\nAgainst the first variant, same items (paired bootstrap, 95%)", bold=True)

@@ -16,6 +16,9 @@ Definitions:
   summed log-probability (acc) or log-probability per token (acc_norm) among the choices.
 - format_compliance: share of answers whose JSON verdict has the required fields and types
   (``verdict_format``); reported on its own, it does not count towards resolution.
+- paraphrase_consistency: share of paraphrase groups (items sharing a ``group``: one question
+  in several phrasings) whose phrasings all got the same complete verdict (eligible, days,
+  payer), right or wrong; a phrasing without a readable verdict makes its group inconsistent.
 - p50/p95/p99 of latency and TTFT, median tokens/s, from the engine's metrics. Latency is
   counted from the start of the item's batch: a run queues whole suites at once, and the wait
   behind its own items would swamp the variant's speed.
@@ -27,6 +30,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+
+import json
 
 import pandas as pd
 from scipy.stats import binomtest
@@ -135,6 +140,39 @@ for _name, _column in OPTIONAL_METRICS.items():
     register_metric(_name)(_score_share(_column.split(":", 1)[1]))
 
 
+def _verdict(prediction: object) -> tuple | None:
+    """(eligible, days, payer) as the verdict scorer read them; None unless all three are there."""
+    try:
+        read = json.loads(prediction) if isinstance(prediction, str) else None
+    except ValueError:
+        return None
+    values = tuple(read.get(k) for k in ("eligible", "days", "payer")) if isinstance(read, dict) else ()
+    return values if values and None not in values else None
+
+
+@register_metric("paraphrase_consistency")
+def paraphrase_consistency(df: pd.DataFrame) -> MetricValue:
+    rows = df[df["group"].notna()] if "group" in df else df.iloc[0:0]
+    keys = [k for k in ("suite", "variant", "group") if k in rows]
+    consistent = []
+    for _, phrasings in rows.groupby(keys, sort=False) if not rows.empty else []:
+        verdicts = [_verdict(p) for p in phrasings["prediction"]]
+        if len(verdicts) >= 2:
+            consistent.append(int(None not in verdicts and len(set(verdicts)) == 1))
+    return proportion(pd.Series(consistent, dtype=float))
+
+
+# Metric -> a column it needs values in; summarize and all_metrics leave it out otherwise.
+CONDITIONAL_METRICS = {"paraphrase_consistency": "group"}
+
+
+def available(df: pd.DataFrame, name: str) -> bool:
+    """Whether the frame has what ``name`` is computed from (always, for most metrics)."""
+    if name in CONDITIONAL_METRICS:
+        return CONDITIONAL_METRICS[name] in df and bool(df[CONDITIONAL_METRICS[name]].notna().any())
+    return OPTIONAL_METRICS.get(name, "") in ("", *df.columns)
+
+
 @register_metric("macro_f1")
 def macro_f1(df: pd.DataFrame) -> MetricValue:
     rows = df[df["expected_intent"].notna()]
@@ -165,11 +203,12 @@ register_metric("tokens_per_s")(_quantile("tokens_per_s", 0.5))
 
 def summarize(df: pd.DataFrame, by: list[str],
               metrics: tuple[str, ...] = ("accuracy", "macro_f1", "resolution_rate",
-                                          *OPTIONAL_METRICS, *LATENCY_METRICS)) -> pd.DataFrame:
+                                          *OPTIONAL_METRICS, *CONDITIONAL_METRICS,
+                                          *LATENCY_METRICS)) -> pd.DataFrame:
     """One row per group: ``n``, each metric, and ``<metric>_low/_high`` for proportions;
     an optional metric whose scores the frame lacks (no multiple-choice suite) is left out."""
     rows = []
-    metrics = tuple(m for m in metrics if OPTIONAL_METRICS.get(m, "") in ("", *df.columns))
+    metrics = tuple(m for m in metrics if available(df, m))
     groups = df.groupby(by, dropna=False, sort=True) if by else [((), df)]
     for key, group in groups:
         key = key if isinstance(key, tuple) else (key,)
@@ -231,8 +270,9 @@ def variant_summaries(df: pd.DataFrame) -> dict[str, VariantSummary]:
 def all_metrics(df: pd.DataFrame) -> dict[str, dict]:
     """Every registered metric the frame has data for, with its interval when it has one."""
     out = {}
-    for name in ("accuracy", "macro_f1", "resolution_rate", *OPTIONAL_METRICS, *LATENCY_METRICS):
-        if name in OPTIONAL_METRICS and OPTIONAL_METRICS[name] not in df:
+    for name in ("accuracy", "macro_f1", "resolution_rate", *OPTIONAL_METRICS,
+                 *CONDITIONAL_METRICS, *LATENCY_METRICS):
+        if not available(df, name):
             continue
         value = get_metric(name)(df)
         if value.value is not None:

@@ -16,6 +16,7 @@ from workbench.engine import BASE_ADAPTER, BASE_LABEL
 from workbench.errors import InputError, StoreError
 from workbench.eval.intervals import Difference, paired_difference
 from workbench.eval.metrics import LATENCY_METRICS, summarize
+from workbench.eval.splits import split_table
 from workbench.eval.store import EvalStore, RunRecord
 from workbench.eval.charts import figures
 from workbench.eval.summary import (COLUMN_TITLES, KEY_COLUMNS, PROPORTIONS, SCORE_METRICS,
@@ -261,6 +262,10 @@ def _tables_html(df: pd.DataFrame) -> str:
         if table.empty:
             continue
         out.append(f"<h2>{title}</h2>" + display_table(table).to_html(index=False))
+    splits = split_table(df)
+    if not splits.empty:
+        out.append("<h2>Dev and test splits (95% intervals; gap = dev − test, the generalization "
+                   "gap)</h2>" + splits.to_html(index=False))
     diffs = variant_differences(df)
     if not diffs.empty:
         out.append("<h2>Variants against the first one (paired bootstrap, same items)</h2>"

@@ -23,7 +23,7 @@ from workbench.eval.schema import EvalItem
 from workbench.eval.scorers import score_all
 from workbench.eval.store import (EvalStore, ItemResult, RunRecord, SuiteRef, new_run_id,
                                   package_versions)
-from workbench.eval.suite import Suite, load_suite
+from workbench.eval.suite import Suite, load_suite, split_of
 
 ProgressFn = Callable[[int, int], None]
 
@@ -171,7 +171,7 @@ def _prepare_resume(wb: EvalHost, store: EvalStore, run_id: str) -> tuple[RunRec
                              "load that adapter version to resume.")
     loaded = []
     for ref in record.suites:
-        suite = as_recorded(load_suite(ref.path), ref.name)
+        suite = as_recorded(load_suite(ref.path, split_of(ref.name)), ref.name)
         if suite.hash != ref.hash:
             raise StoreError(f"Suite '{ref.name}' changed since run {run_id} started "
                              f"(hash {ref.hash[:12]} -> {suite.hash[:12]}); start a new run.")

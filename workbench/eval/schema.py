@@ -50,6 +50,8 @@ class EvalItem:
     expected: Expected
     # 1-based line in items.jsonl, for error messages and reports.
     line: int = 0
+    # Id shared by the phrasings of one question (paraphrase consistency), None when alone.
+    group: str | None = None
 
 
 @dataclass(frozen=True)

@@ -156,7 +156,9 @@ def verdict(answer: str, ctx: ScoreContext) -> Score:
         wrong.append(f"eligible={obj.get('eligible')!r}, expected {str(exp.eligible).lower()}")
     if exp.days is not None and _as_int(obj.get("days")) != exp.days:
         wrong.append(f"days={obj.get('days')!r}, expected {exp.days}")
-    prediction = json.dumps({k: obj.get(k) for k in ("eligible", "days")}, ensure_ascii=False)
+    # The whole verdict as read (payer too): paraphrase consistency compares these.
+    prediction = json.dumps({"eligible": _as_bool(obj.get("eligible")), "days": _as_int(obj.get("days")),
+                             "payer": obj.get("payer")}, ensure_ascii=False)
     return Score(not wrong, "; ".join(wrong) or "eligible and days match", prediction)
 
 

@@ -44,7 +44,7 @@ CREATE TABLE IF NOT EXISTS eval_answers (
     suite TEXT NOT NULL, item_id TEXT NOT NULL, variant TEXT NOT NULL,
     variant_label TEXT NOT NULL,    -- name@version at the time of the run
     lang TEXT NOT NULL, region TEXT,
-    expected TEXT NOT NULL,         -- JSON of the item's expected fields
+    expected TEXT NOT NULL,         -- JSON of the item's expected fields (and its paraphrase group)
     answer TEXT NOT NULL,
     status TEXT NOT NULL,           -- engine status: finished | failed | cancelled
     finish_reason TEXT, error TEXT,
@@ -210,7 +210,7 @@ class EvalStore:
         """Write one answered item and its scores in one transaction (all or nothing)."""
         m = res.metrics
         answer = (res.run_id, res.suite, res.item.id, res.variant, res.variant_label, res.item.lang,
-                  res.item.region, json.dumps(res.item.expected.as_dict(), ensure_ascii=False),
+                  res.item.region, json.dumps(_expected(res.item), ensure_ascii=False),
                   res.answer, res.status, res.finish_reason, res.error, m.get("queue_ms"),
                   m.get("ttft_ms"), m.get("total_ms"), m.get("tpot_ms"), m.get("prompt_tokens"),
                   m.get("completion_tokens"), m.get("batch_size"), m.get("tokens_per_s"),
@@ -243,7 +243,9 @@ class EvalStore:
                                         "ORDER BY suite, item_id, variant", db, params=(run_id,))
             scores = pd.read_sql_query("SELECT suite, item_id, variant, scorer, passed, detail "
                                        "FROM eval_scores WHERE run_id = ?", db, params=(run_id,))
-        answers["expected_intent"] = answers["expected"].map(lambda e: json.loads(e).get("intent"))
+        expected = answers["expected"].map(json.loads)
+        answers["expected_intent"] = expected.map(lambda e: e.get("intent"))
+        answers["group"] = expected.map(lambda e: e.get("group"))
         # Runs stored before the base was labelled "base" say "__base__": one name for readers.
         answers["variant_label"] = answers["variant_label"].replace("__base__", "base")
         # A run submits whole suites at once, so an item's wait behind the run's own other
@@ -259,6 +261,11 @@ class EvalStore:
         passed.columns = [f"score:{c}" for c in passed.columns]
         detail.columns = [f"detail:{c}" for c in detail.columns]
         return answers.merge(passed.join(detail).reset_index(), on=keys, how="left")
+
+
+def _expected(item: EvalItem) -> dict:
+    """The item's expected fields, with its paraphrase group when it has one."""
+    return item.expected.as_dict() | ({"group": item.group} if item.group else {})
 
 
 def _primary_prediction(scores: dict[str, Score]) -> str | None:

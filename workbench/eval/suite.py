@@ -6,6 +6,12 @@ unless the suite folder holds its own ``faq.yaml`` or ``policies.yaml``.
 Loading validates everything up front and reports ``file:line`` with the field at fault, so
 a bad line never surfaces halfway through a run. A suite's hash (sha256 of its files) goes
 into the run record; ``--resume`` refuses a suite that changed since.
+
+Splits: ``splits: {dev: items.jsonl, test: test.jsonl}`` in ``suite.yaml`` gives a suite a
+``dev`` split (tuned on: prompts, few-shot layouts, training choices) and a ``test`` split
+(written in other shapes, never tuned or trained near). Each split loads as its own suite,
+named ``<name>:<split>`` in runs, reports and cards; a folder without ``splits`` is one set,
+named plainly.
 """
 from __future__ import annotations
 
@@ -72,6 +78,13 @@ class Suite:
     policies_path: Path | None = None
     # Multiple-choice and constrained-output settings (see ``options``).
     options: SuiteOptions = SuiteOptions()
+    # The split these items are ("dev", "test"), "" for a suite without splits.
+    split: str = ""
+
+    @property
+    def base_name(self) -> str:
+        """The suite's name without its split or decoding suffix."""
+        return self.name.split(":", 1)[0]
 
     def grounding_text(self, item: EvalItem) -> str:
         if self.grounding == "faq":
@@ -142,13 +155,49 @@ def suite_dir(name_or_path: str | Path) -> Path:
     raise UnknownNameError("suite", str(name_or_path), list_suites())
 
 
-def load_suite(name_or_path: str | Path) -> Suite:
-    """Load and validate a suite; raises SuiteError with ``file:line`` on any problem."""
+def split_names(name_or_path: str | Path) -> tuple[str, ...]:
+    """The splits a suite declares, in order (dev first); () for a suite without splits."""
+    cfg_path = suite_dir(name_or_path) / "suite.yaml"
+    cfg, lines = _parse_yaml(cfg_path, _read(cfg_path))
+    return tuple(_splits(cfg_path, cfg, lines))
+
+
+def split_of(recorded: str) -> str | None:
+    """The split in a suite name as runs record it (``regional-policy:test:constrained``)."""
+    parts = recorded.split(":")
+    return parts[1] if len(parts) > 1 and parts[1] != "constrained" else None
+
+
+def load_splits(name_or_path: str | Path, which: str | None = None) -> list[Suite]:
+    """Each split of a suite (``which`` None: all of them), or the suite itself without splits."""
+    names = split_names(name_or_path)
+    if which is None and names:
+        return [load_suite(name_or_path, s) for s in names]
+    return [load_suite(name_or_path, which)]
+
+
+def _splits(path: Path, cfg: dict, lines: dict[str, int]) -> dict[str, str]:
+    splits = cfg.get("splits") or {}
+    if not isinstance(splits, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) and v for k, v in splits.items()):
+        raise SuiteError(f"{path}:{lines.get('splits', 1)}: field 'splits': must map split "
+                         "names to item files, e.g. {dev: items.jsonl, test: test.jsonl}.")
+    return splits
+
+
+def load_suite(name_or_path: str | Path, split: str | None = None) -> Suite:
+    """Load and validate a suite (``split`` None: its first split, when it declares any);
+    raises SuiteError with ``file:line`` on any problem."""
     folder = suite_dir(name_or_path)
-    cfg_path, items_path = folder / "suite.yaml", folder / "items.jsonl"
+    cfg_path = folder / "suite.yaml"
     raw_cfg = _read(cfg_path)
     cfg, lines = _parse_yaml(cfg_path, raw_cfg)
     _check_config(cfg_path, cfg, lines)
+    splits = _splits(cfg_path, cfg, lines)
+    if split is not None and split not in splits:
+        raise UnknownNameError(f"split of suite {cfg['name']}", split, list(splits))
+    split = split or next(iter(splits), "")
+    items_path = folder / splits.get(split, "items.jsonl")
     options = parse_options(cfg_path, cfg, lines, tuple(cfg.get("labels") or ()), cfg["task"])
     if not items_path.is_file():
         raise SuiteError(f"{items_path}: missing; a suite needs one JSON item per line.")
@@ -166,13 +215,14 @@ def load_suite(name_or_path: str | Path) -> Suite:
     if options.fewshot is not None:
         extra += b"\0" + options.fewshot.raw
     digest = hashlib.sha256(raw_cfg + b"\0" + raw_items + b"\0" + extra).hexdigest()
-    return Suite(name=str(cfg["name"]), description=str(cfg.get("description", "")).strip(),
+    return Suite(name=str(cfg["name"]) + (f":{split}" if split else ""),
+                 description=str(cfg.get("description", "")).strip(),
                  task=cfg["task"], grounding=grounding, labels=labels,
                  system_prompt=str(cfg.get("system_prompt") or ""),
                  prompt_template=str(cfg["prompt_template"]), scorers=tuple(cfg["scorers"]),
                  metrics=tuple(cfg["metrics"]), max_new_tokens=int(cfg.get("max_new_tokens", 128)),
                  items=items, path=folder, hash=digest, faq_text=faq_text, policies_path=policies,
-                 options=options)
+                 options=options, split=split)
 
 
 # ---- suite.yaml ------------------------------------------------------------------------
@@ -317,8 +367,11 @@ def _parse_item(where: str, line: str, lineno: int, labels: tuple[str, ...], gro
     expected = _parse_expected(obj["expected"], labels, fail)
     if verdict and expected.eligible is None:
         fail("expected.eligible", "missing; the verdict scorer needs it.")
+    group = obj.get("group")
+    if group is not None and (not isinstance(group, str) or not group.strip()):
+        fail("group", "must be a non-empty string (the id shared by an item's phrasings).")
     return EvalItem(id=obj["id"], lang=obj["lang"], text=obj["text"], region=region,
-                    expected=expected, line=lineno)
+                    expected=expected, line=lineno, group=group)
 
 
 def _parse_expected(exp: object, labels: tuple[str, ...], fail) -> Expected:

@@ -10,20 +10,23 @@ import pandas as pd
 
 from workbench.eval.metrics import summarize
 
-PROPORTIONS = ("accuracy", "resolution_rate", "acc", "acc_norm", "format_compliance")
+PROPORTIONS = ("accuracy", "resolution_rate", "acc", "acc_norm", "format_compliance",
+               "paraphrase_consistency")
 METRIC_LABELS = {"accuracy": "Accuracy", "resolution_rate": "Resolution rate",
                  "acc": "Acc (log-likelihood of each label)",
                  "acc_norm": "Acc norm (log-likelihood per token)",
-                 "format_compliance": "Format compliance"}
+                 "format_compliance": "Format compliance",
+                 "paraphrase_consistency": "Paraphrase consistency (same verdict across phrasings)"}
 SCORE_METRICS = ("accuracy", "macro_f1", "resolution_rate", "acc", "acc_norm",
-                 "format_compliance")
+                 "format_compliance", "paraphrase_consistency")
 # Column titles of the tables people read (the CSV export keeps the machine names).
 COLUMN_TITLES = {"suite": "Suite", "lang": "Language", "region": "Region",
                  "variant_label": "Variant", "variant": "Variant", "n": "Items",
                  "accuracy": "Accuracy", "macro_f1": "Macro-F1",
                  "resolution_rate": "Resolution rate",
                  "acc": "Acc (log-lik.)", "acc_norm": "Acc norm (log-lik.)",
-                 "format_compliance": "Format compliance", "p50_ms": "Latency P50",
+                 "format_compliance": "Format compliance",
+                 "paraphrase_consistency": "Paraphrase consistency", "p50_ms": "Latency P50",
                  "p95_ms": "Latency P95", "p99_ms": "Latency P99", "ttft_p50_ms": "TTFT P50",
                  "ttft_p95_ms": "TTFT P95", "tokens_per_s": "Tokens/s"}
 KEY_COLUMNS = ("suite", "lang", "region", "variant_label", "n")

@@ -1,6 +1,9 @@
 """The Evaluate tab: run suites × variants with a live progress bar, read tables and charts,
 compare two runs and download CSV / HTML.
 
+Suites with dev and test splits run one or both (both by default), and a run with both shows
+them side by side with their intervals and the generalization gap (dev minus test).
+
 Runs go through the same engine that serves the Chat tab, as mixed batches, so chatting
 stays possible while an eval runs (answers just share batches).
 """
@@ -22,14 +25,16 @@ from workbench.eval.report import (compare_runs, export_csv, latency_table,
                                    readable_comparison, readable_differences, scores_table,
                                    summary_tables, variant_differences, write_html_report)
 from workbench.eval.runner import RunResult, run_eval
+from workbench.eval.splits import split_table
 from workbench.eval.store import EvalStore
-from workbench.eval.suite import list_suites, load_suite
+from workbench.eval.suite import list_suites, load_splits
 from workbench.service.workbench import Workbench
 from workbench.ui.arena_panel import build_arena_leaderboard
 from workbench.ui.common import guard, refuse
 
 CHARTS = ("lang", "region", "latency", "cdf")
-TABLES = ("scores", "latency", "lang")
+TABLES = ("scores", "splits", "latency", "lang")
+SPLITS = ("both", "test", "dev")
 DEFAULT_LIMIT = 10
 # Exports live in their own folders under one parent; older ones are removed on each export.
 EXPORT_ROOT = Path(tempfile.gettempdir()) / "workbench-eval-exports"
@@ -44,7 +49,8 @@ def suite_choices() -> list[tuple[str, str]]:
     out = []
     for name in list_suites():
         try:
-            out.append((f"{name} ({len(load_suite(name).items)} items)", name))
+            sizes = " + ".join(f"{len(s.items)} {s.split}".strip() for s in load_splits(name))
+            out.append((f"{name} ({sizes} items)", name))
         except WorkbenchError:  # a broken suite is listed so running it shows the error
             out.append((f"{name} (invalid)", name))
     return out
@@ -83,9 +89,15 @@ def run_view(store: EvalStore, run_id: str | None) -> tuple:
     by_suite = pd.concat([tables.overall.assign(suite="All suites"), tables.by_suite],
                          ignore_index=True)
     figs = figures(df)
-    return (gr.update(visible=True), _shown(scores_table(by_suite)),
+    return (gr.update(visible=True), _shown(scores_table(by_suite)), _shown(_split_view(df)),
             _shown(latency_table(by_suite)), _shown(_lang_table(tables.by_lang)),
             *[_shown(figs[c]) for c in CHARTS])
+
+
+def _split_view(df: pd.DataFrame) -> pd.DataFrame:
+    return split_table(df).rename(columns={"suite": "Suite", "variant": "Variant", "metric": "Metric",
+                                           "dev": "Dev", "test": "Test",
+                                           "gap": "Generalization gap"})
 
 
 def _lang_table(by_lang: pd.DataFrame) -> pd.DataFrame:
@@ -113,10 +125,12 @@ def _controls(wb: Workbench) -> dict:
     with gr.Row():
         limit = gr.Number(DEFAULT_LIMIT, precision=0, minimum=0, label="Items per suite (0 = all)",
                           elem_id="eval-limit")
+        split = gr.Radio(list(SPLITS), value="both", label="Split (dev: tuned on; test: written apart)",
+                         elem_id="eval-split")
         run = gr.Button("Run evaluation", variant="primary", elem_id="eval-run")
     # The run's one progress bar shows here (min_height gives it room before any text).
     status = gr.Markdown("", elem_id="eval-status", min_height=40)
-    return dict(suites=suites, variants=variants, limit=limit, run=run, status=status)
+    return dict(suites=suites, variants=variants, limit=limit, split=split, run=run, status=status)
 
 
 def _table(label: str, elem_id: str) -> gr.Dataframe:
@@ -131,6 +145,8 @@ def _results() -> dict:
 
 def _result_parts() -> dict:
     tables = [_table("Scores by variant and suite (95% intervals)", "eval-table"),
+              _table("Dev and test splits side by side (95% intervals; generalization gap = "
+                     "dev − test)", "eval-table-splits"),
               _table("Latency by variant and suite (service time after queueing)",
                      "eval-table-latency"),
               _table("By language", "eval-table-lang")]
@@ -168,11 +184,13 @@ def build_evaluate_tab(wb: Workbench, tab: gr.Tab) -> None:
     view_outputs = [r["box"], *r["tables"], *r["charts"]]
 
     @guard
-    def on_run(suites, variants, limit, progress=gr.Progress()):
+    def on_run(suites, variants, limit, split, progress=gr.Progress()):
         if not suites:
             refuse("Pick at least one suite.")
         n = int(limit or 0)
-        result = run_eval(wb, suites, variants or [], limit=n if n > 0 else None, store=store,
+        which = None if split in (None, "both") else split
+        loaded = [s for name in suites for s in load_splits(name, which)]
+        result = run_eval(wb, loaded, variants or [], limit=n if n > 0 else None, store=store,
                           progress=lambda done, total: progress((done, total), desc="Evaluating"),
                           choice_progress=lambda done, total: progress(
                               (done, total), desc="Scoring choices by log-likelihood"))
@@ -182,7 +200,7 @@ def build_evaluate_tab(wb: Workbench, tab: gr.Tab) -> None:
                 gr.update(choices=choices, value=result.run_id), gr.update(choices=choices))
 
     # The progress bar shows once, on the status line, not over every table and chart.
-    c["run"].click(on_run, [c["suites"], c["variants"], c["limit"]],
+    c["run"].click(on_run, [c["suites"], c["variants"], c["limit"], c["split"]],
                    [c["status"], *view_outputs, k["run_a"], k["run_b"]],
                    show_progress_on=c["status"], concurrency_limit=1, concurrency_id="eval-run")
     # .input, not .change: a run sets this dropdown itself and already returns its view.

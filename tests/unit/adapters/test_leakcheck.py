@@ -10,7 +10,7 @@ import pytest
 from workbench.adapters import leakcheck
 from workbench.adapters.leakcheck import (Text, check_files, check_leaks, customer_text,
                                           ngrams, template_pattern, training_texts)
-from workbench.eval.suite import list_suites, load_suite
+from workbench.eval.suite import list_suites, load_splits
 
 TEMPLATE = 'Customer message (in {lang_name}):\n"""{text}"""\n\nReply in {lang_name}.'
 
@@ -20,7 +20,7 @@ def suites() -> list:
     names = list_suites()
     if not names:
         pytest.skip("no eval suites")
-    return [load_suite(n) for n in names]
+    return [s for n in names for s in load_splits(n)]  # dev and test
 
 
 def _dialogs(path: Path, questions: list[str]) -> Path:
@@ -91,8 +91,8 @@ def test_shipped_training_data_has_no_near_duplicates_of_eval_items(suites) -> N
 def test_cli_exit_code_and_json(tmp_path: Path, capsys, suites) -> None:
     item = suites[0].items[0].text
     leaky = _dialogs(tmp_path / "leaky.jsonl", ["Hello! " + item])
-    assert leakcheck.main(["--data", str(leaky), "--suite", suites[0].name, "--json"]) == 1
+    assert leakcheck.main(["--data", str(leaky), "--suite", suites[0].base_name, "--json"]) == 1
     out = json.loads(capsys.readouterr().out)
     assert out["leaks"] == 1 and out["closest"][0]["train_source"] == "leaky.jsonl:1"
     clean = _dialogs(tmp_path / "clean.jsonl", ["Zebra llama quokka?"])
-    assert leakcheck.main(["--data", str(clean), "--suite", suites[0].name]) == 0
+    assert leakcheck.main(["--data", str(clean), "--suite", suites[0].base_name]) == 0

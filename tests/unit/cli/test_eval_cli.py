@@ -92,7 +92,12 @@ def test_cli_errors_are_clean(cli_env: Path, tmp_path: Path) -> None:
     from workbench.eval.suite import list_suites
 
     loaded, *_ = _checked((), "base", None, "tiny-glm", False)  # no --suite: every suite
-    assert [s.name for s in loaded] == list_suites() and len(loaded) >= 3
+    assert [s.base_name for s in loaded[::2]] == list_suites() and len(loaded) >= 6
+    assert {s.split for s in loaded} == {"dev", "test"}  # both splits by default
+    tests, *_ = _checked(("regional-policy",), "base", None, "tiny-glm", False, "test")
+    assert [s.name for s in tests] == ["regional-policy:test"] and len(tests[0].items) >= 120
+    res = _run("eval", "--suite", str(cli_env), "--split", "test", "--model", "tiny-glm")
+    assert res.exit_code == 2 and "Unknown split of suite mini-policy 'test'" in res.stderr
     res = _run("eval", "--suite", str(cli_env), "--variants", "base,zz", "--model", "tiny-glm")
     assert res.exit_code == 2 and "Unknown adapter 'zz'" in res.stderr
     assert "Example: workbench eval --suite" in _run("eval", "--help").stdout
@@ -140,3 +145,47 @@ def test_a_suite_reusing_a_name_gets_its_own_card_entry(cli_env: Path, tmp_path:
     assert by_hash[load_suite(cli_env).hash]["run_id"] == runs[cli_env]  # the rerun replaced it
     assert by_hash[load_suite(other).hash]["n"] == 3
     assert by_hash[load_suite(other).hash]["run_id"] == runs[other]
+
+
+@pytest.fixture
+def split_suite(cli_env: Path) -> Path:
+    """The mini suite with a test split: its items asked twice, as two phrasings per group."""
+    cfg = {**SUITE, "splits": {"dev": "items.jsonl", "test": "test.jsonl"}}
+    (cli_env / "suite.yaml").write_text(yaml.safe_dump(cfg), encoding="utf-8")
+    test = [{**item, "id": f"{item['id']}-{k}", "group": item["id"], "text": text}
+            for item in ITEMS[:3] for k, text in enumerate((item["text"], item["text"] + " Please?"))]
+    (cli_env / "test.jsonl").write_text(
+        "\n".join(json.dumps(i, ensure_ascii=False) for i in test) + "\n", encoding="utf-8")
+    return cli_env
+
+
+def test_split_json_gives_each_split_with_intervals_and_the_gap(split_suite: Path) -> None:
+    from workbench.adapters.registry import Registry
+
+    for split, names in (("test", {"test"}), ("dev", {"dev"}), ("both", {"dev", "test"})):
+        res = _run("eval", "--suite", str(split_suite), "--split", split, "--variants", "base,a1@v1",
+                   "--model", "tiny-glm", "--json")
+        assert res.exit_code == 0, res.output
+        out = json.loads(res.stdout.strip().splitlines()[-1])
+        entry = out["splits"]["mini-policy"]
+        assert names <= set(entry) and set(entry) - names <= {"generalization_gap"}
+        for name in names:
+            assert set(entry[name]) == {"base", "a1@v1"}
+            assert set(entry[name]["a1@v1"]["resolution_rate"]) == {"value", "n", "low", "high"}
+            assert entry[name]["a1@v1"]["resolution_rate"]["n"] == (5 if name == "dev" else 6)
+        # Three groups of two phrasings each: consistency is over groups, test split only.
+        assert ("paraphrase_consistency" in entry.get("test", {}).get("base", {})) == ("test" in names)
+        if "test" in names:
+            assert entry["test"]["base"]["paraphrase_consistency"]["n"] == 3
+    gap = entry["generalization_gap"]["a1@v1"]
+    dev, test = entry["dev"]["a1@v1"], entry["test"]["a1@v1"]
+    assert gap["resolution_rate"] == pytest.approx(
+        dev["resolution_rate"]["value"] - test["resolution_rate"]["value"], abs=1e-3)
+    assert "Dev and test splits" in res.stdout
+    # The card: one entry per split; the test one is the headline, with dev and the gap beside it.
+    card = Registry().resolve("a1@v1").card["eval"]
+    by_split = {e.get("split"): e for e in card.values()}
+    assert by_split["test"]["headline"] and by_split["test"]["suite"] == "mini-policy:test"
+    assert by_split["test"]["dev"]["resolution_rate"] == by_split["dev"]["resolution_rate"]
+    assert set(by_split["test"]["generalization_gap"]) >= {"accuracy", "resolution_rate"}
+    assert len(by_split["test"]["resolution_rate_ci"]) == 2 and "paraphrase_consistency" in by_split["test"]

@@ -98,9 +98,9 @@ def test_shipped_suites_declare_their_scoring() -> None:
     assert json.loads(policy.options.structured.json_schema)["required"] == ["eligible", "days",
                                                                              "payer"]
     assert [s.name for s in with_decoding([intents, policy], "both")] == [
-        "multilingual-intents", "regional-policy", "regional-policy:constrained"]
+        "multilingual-intents:dev", "regional-policy:dev", "regional-policy:dev:constrained"]
     assert [s.name for s in with_decoding([intents, policy], "constrained")] == [
-        "multilingual-intents", "regional-policy:constrained"]
+        "multilingual-intents:dev", "regional-policy:dev:constrained"]
     with pytest.raises(UnknownNameError, match="Did you mean 'both'"):
         with_decoding([policy], "bth")
 
