@@ -95,9 +95,9 @@ class EngineConfig:
     # Blocks of this many KiB and more are mmapped, so freed key/value buffers go back to the
     # OS (glibc only; 0 leaves malloc as it is): see ``engine/memory.py``.
     mmap_threshold_kib: int = 512
-    # How decode steps run: "off" (growing cache, PEFT's routing), "static" (bucketed shapes
-    # over a persistent pool, stacked adapters, eagerly), "cuda" (the same, captured as CUDA
-    # graphs), "auto" ("cuda" on a CUDA device, else "off"). See ``engine/capture.py``.
+    # How decode steps run over the one slot pool: "off" (eagerly at exact shapes), "static"
+    # (padded to bucketed shapes, eagerly), "cuda" (the same, captured as CUDA graphs),
+    # "auto" ("cuda" on a CUDA device, else "off"). See ``engine/capture.py``.
     # ``WORKBENCH_DECODE_GRAPHS`` sets it for every engine of a process (app, serve, eval).
     decode_graphs: str = dataclasses.field(
         default_factory=lambda: os.environ.get("WORKBENCH_DECODE_GRAPHS", "auto"))

@@ -149,7 +149,7 @@ def test_the_cycle_finder_sees_type_only_and_deferred_imports(tmp_path: Path) ->
     source = tmp_path / "probe.py"
     source.write_text(
         "from typing import TYPE_CHECKING\n"
-        "import workbench.engine.batch as batch\n"
+        "import workbench.engine.slots as slots\n"
         "from workbench.eval import suite\n"  # a submodule
         "from workbench.engine import Engine\n"  # a name in the package's __init__
         "from . import config\n"  # relative, from workbench/probe.py
@@ -159,7 +159,7 @@ def test_the_cycle_finder_sees_type_only_and_deferred_imports(tmp_path: Path) ->
         "    from workbench.errors import InputError\n"
         "import json\n", encoding="utf-8")
     assert sorted(t for _, t in file_imports(source, "workbench.probe")) == [
-        "workbench.config", "workbench.engine", "workbench.engine.batch", "workbench.errors",
+        "workbench.config", "workbench.engine", "workbench.engine.slots", "workbench.errors",
         "workbench.eval.options", "workbench.eval.suite"]
 
 

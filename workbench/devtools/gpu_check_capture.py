@@ -1,7 +1,7 @@
 """The capture part of :mod:`workbench.devtools.gpu_check`: what the engine's captured decode buys.
 
 The same engine runs twice on the bench model with two random adapters: decode steps eager
-through PEFT (``decode_graphs="off"``), then bucketed, stacked and captured as CUDA graphs
+at exact shapes (``decode_graphs="off"``), then bucketed and captured as CUDA graphs
 (``"cuda"``; see ``workbench/engine/capture.py``). For each batch size (bucket) the rows mix
 base and both adapters, greedy, a fixed number of new tokens.
 

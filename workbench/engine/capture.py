@@ -15,15 +15,17 @@ the running batch. What makes one graph serve every step of a bucket:
   is), the write column is a tensor, and each row's adapter is a one-hot row of the stacked
   LoRA (``stacked_lora.py``), the engine's one routing.
 
-Modes (``EngineConfig.decode_graphs``): ``off`` keeps the growing cache at exact shapes;
-``static`` runs the bucketed step eagerly (what the CPU tests check against ``off`` under the
-tolerance rule); ``cuda`` captures it; ``auto`` is ``cuda`` on a CUDA device, else ``off``.
-The CPU stays on ``off``: there a step is bound by its matmuls, not by launches, and the
-bucketed step bought nothing clear (SmolLM2-135M, two adapters, rows mixed, two interleaved
-runs of the GPU check's timing on 2 cores: 64-66 against 73-74 ms a step at 1 row, 114-150
-against 116-124 ms at 16 rows), while its pool holds every slot at the longest row's length
-from the start, where the growing cache holds what the rows use. A capture that fails falls
-back to ``static`` and says why in ``stats.fallback``; it fails no row.
+Modes (``EngineConfig.decode_graphs``): ``off`` runs the step eagerly at exact shapes over
+the same pool (``runner.decode``); ``static`` runs the bucketed step eagerly (what the CPU
+tests check against ``off`` under the tolerance rule); ``cuda`` captures it; ``auto`` is
+``cuda`` on a CUDA device, else ``off``. The CPU stays on ``off``: there a step is bound by
+its matmuls, not by launches, and the bucketed step bought nothing clear (SmolLM2-135M, two
+adapters, rows mixed, two interleaved runs of the GPU check's timing on 2 cores: 64-66
+against 73-74 ms a step at 1 row, 114-150 against 116-124 ms at 16 rows). The pool grows and
+shrinks on demand (``slots.py``) and each reallocation retires the captured graphs, so a
+GPU captures a bucket again only after the pool changed size (sizes double or quarter, so
+rarely). A capture that fails falls back to ``static`` and says why in ``stats.fallback``;
+it fails no row.
 """
 from __future__ import annotations
 
@@ -141,9 +143,9 @@ class _Graph:
 class StaticDecoder:
     """Decode steps of a ``SlotBatch``: bucketed, stacked adapters, captured in ``cuda`` mode."""
 
-    def __init__(self, mode: str, max_rows: int) -> None:
+    def __init__(self, mode: str, pool: SlotPool) -> None:
         self.mode = mode
-        self.pool = SlotPool(max_rows)
+        self.pool = pool
         self.stats = DecodeStats(mode=mode)
         self._stacks: StackedLora | None = None
         self._graphs: dict[tuple[int, int], _Graph] = {}
@@ -193,7 +195,10 @@ class StaticDecoder:
     # ---- the bucketed step ---------------------------------------------------------------
     def _graph(self, model: torch.nn.Module, stacks: StackedLora, rows: int, columns: int) -> _Graph:
         if self._generation != self.pool.generation:
-            self._drop_graphs()  # the pool was reallocated: old graphs point at freed buffers
+            # The pool was reallocated: captured graphs point at freed buffers (an eager
+            # step looks the pool up on each call, so it stays).
+            self._graphs = {k: g for k, g in self._graphs.items() if g.cuda_graph is None}
+            self.stats.graphs = len(self._graphs)
             self._generation = self.pool.generation
         graph = self._graphs.get((rows, columns))
         if graph is None:

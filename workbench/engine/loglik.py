@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from workbench.engine.batch import layers_of, new_cache, positions_of
+from workbench.engine.packing import layers_of, new_cache, positions_of
 from workbench.engine.prefix import PromptIds
 from workbench.engine.prompt import common_prefix_len
 from workbench.engine.request import BASE_ADAPTER
@@ -168,9 +168,8 @@ def _prompt_pass(runner: Any, chunk: list[_Encoded], P: int) -> tuple[Any, torch
     if P:
         kv = runner.prefix_kv(PromptIds(chunk[0].prompt, P, keys[0]))  # [1, H, P, D] per layer
         B = len(chunk)
-        # A plain cache: the choice pass appends once, spare columns would only cost memory.
         cache = new_cache(runner.model.config, [(k.expand(B, -1, -1, -1), v.expand(B, -1, -1, -1))
-                                                for k, v in kv], grow=False)
+                                                for k, v in kv])
         mask = torch.cat([mask.new_ones((B, P)), mask], dim=1)  # [B, T]: prefix | pads | rest
     pos = positions_of(mask)[:, P:]  # [B, T-P]
     first = runner.forward(keys, input_ids=ids, attention_mask=mask, position_ids=pos, cache=cache,
@@ -221,7 +220,7 @@ def _rest_group(runner: Any, layers: list, prompt_mask: torch.Tensor, owner: lis
     device = prompt_mask.device
     idx = torch.tensor(owner, device=device)
     # One copy of its prompt's keys/values per choice row: [R, H, T, D] per layer.
-    cache = new_cache(runner.model.config, [(k[idx], v[idx]) for k, v in layers], grow=False)
+    cache = new_cache(runner.model.config, [(k[idx], v[idx]) for k, v in layers])
     inp = torch.full((len(rows), width), pad, dtype=torch.long, device=device)  # [R, C-1]
     tgt = torch.full((len(rows), width), -1, dtype=torch.long, device=device)  # [R, C-1]
     for j, r in enumerate(rows):

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from transformers import PretrainedConfig
 
-from workbench.engine.batch import LayerKV, new_cache, pack_rows, stack_prefixes
+from workbench.engine.packing import LayerKV, new_cache, pack_rows, stack_prefixes
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,11 @@ delta from the adapters stacked per layer and a one-hot row per row (``stacked_l
 the float and the INT4 AWQ base alike; PEFT only loads the adapter files. A step whose rows
 are all base adds no hook, so it pays nothing for LoRA beyond a flag per LoRA layer.
 
-With ``decode_graphs`` on (a CUDA device by default) the running batch lives in a
-persistent pool and ``decode`` is a bucketed, capturable step (``capture.py``, ``slots.py``);
-prefill stays eager, its shapes vary too much to capture. On the 2-core CPU it is off
+The running batch is one persistent pool of slots that grows and shrinks with the rows
+(``slots.py``); a prefilled group is copied into it on ``join``. ``decode`` runs the step
+eagerly at exact shapes over that pool, or, with ``decode_graphs`` on (a CUDA device by
+default), the same step padded to a bucket and replayed as a CUDA graph (``capture.py``);
+prefill stays eager, its shapes vary too much to capture. On the 2-core CPU graphs are off
 (``capture.py`` says why, with figures);
 ``torch.compile(model, dynamic=True)`` of the bare SmolLM2's decode (16 rows, no adapters)
 was slower there too: 102.6 against 86.9 ms a step, after 56 s of compiling.
@@ -29,22 +31,22 @@ import torch
 from transformers import DynamicCache
 
 from workbench.config import EngineConfig
-from workbench.engine.batch import (LayerKV, RunningBatch, new_cache, pack_rows, positions_of,
-                                    stack_prefixes)
 from workbench.engine.capture import StaticDecoder, resolve_mode
+from workbench.engine.packing import (LayerKV, layers_of, new_cache, pack_rows, positions_of,
+                                      stack_prefixes)
 from workbench.engine.prefix import PrefixCache, PromptIds
 from workbench.engine.prompt import Prompter
 from workbench.engine.request import BASE_ADAPTER, Request
 from workbench.engine import precision, sampling
 from workbench.engine.sampling import RowSampler
-from workbench.engine.slots import SlotBatch
+from workbench.engine.slots import Joining, SlotBatch, SlotPool
 from workbench.engine.stacked_lora import StackedLora
 from workbench.engine.streaming import TextStream
 from workbench.errors import AdapterError, InputError
 from workbench.models.loaded import LoadedModel
 
-# The running batch: in growing tensors, or in the static pool (``decode_graphs`` on).
-Batch = RunningBatch["Row"] | SlotBatch["Row"]
+# The running batch, in the runner's slot pool.
+Batch = SlotBatch["Row"]
 
 
 def returned_cache(out: object) -> DynamicCache:
@@ -91,7 +93,7 @@ class PrefillJob:
     mask: torch.Tensor
     pos: torch.Tensor
     # Keys/values of the columns run so far.
-    cache: DynamicCache
+    cache: DynamicCache | None
     # Columns already in the cache.
     done: int
     # Rows whose uncached prefix is stored once prefilled: (row index, prompt, first column).
@@ -108,7 +110,7 @@ class ModelRunner:
     def __init__(self, loaded: LoadedModel, config: EngineConfig) -> None:
         self.loaded = loaded
         self.config = config
-        # Cast before anything reads the model's dtype (masks, the static pool, the KV budget).
+        # Cast before anything reads the model's dtype (masks, the slot pool, the KV budget).
         self.dtype = precision.apply(loaded, config.dtype)
         self.model = loaded.model  # becomes a PeftModel once an adapter is loaded
         self.eos_ids = _eos_ids(loaded)
@@ -119,8 +121,9 @@ class ModelRunner:
         self.prompter = Prompter(loaded.tokenizer)
         self.vocab_size = int(self.model.get_output_embeddings().weight.shape[0])
         self._stacks: StackedLora | None = None
+        self.pool = SlotPool()
         mode = resolve_mode(config.decode_graphs, loaded.device)
-        self.static = StaticDecoder(mode, config.max_batch_size) if mode != "off" else None
+        self.static = StaticDecoder(mode, self.pool) if mode != "off" else None
 
     def adapters_changed(self) -> None:
         """Adapters came or went: keys/values and stacked weights made under the old set go."""
@@ -204,34 +207,36 @@ class ModelRunner:
         return out.logits[:, -1]  # [B, V]
 
     def _store_prefixes(self, job: PrefillJob) -> None:
-        layers = [(layer.keys, layer.values) for layer in job.cache.layers]
+        layers = layers_of(job.cache)
         for b, prompt, start in job.store:
             n = prompt.prefix_len
             kv: LayerKV = [(k[b:b + 1, :, start:start + n].clone(), v[b:b + 1, :, start:start + n].clone())
                            for k, v in layers]
             self.prefixes.put(prompt, kv)
 
-    def to_running(self, job: PrefillJob, first_ids: list[int], keep: list[int]) -> RunningBatch[Row]:
-        """The prefilled rows ``keep`` as a running batch that feeds ``first_ids`` next."""
-        batch = RunningBatch(job.rows, job.cache, job.mask, job.mask.sum(-1), first_ids)
-        batch.keep(keep)
+    def join(self, batch: Batch | None, job: PrefillJob, first_ids: list[int], keep: list[int]) -> Batch:
+        """The running batch with the prefilled rows ``keep`` of ``job`` copied in, each to feed
+        its ``first_ids`` entry next; the job's cache goes."""
+        joining = Joining.select(job.rows, layers_of(job.cache), job.mask, first_ids, keep)
+        job.cache = None  # only the kept rows' copy lives on, until it is in the pool
+        batch = batch if batch is not None else SlotBatch(self.pool)
+        batch.extend(joining)
         return batch
 
-    def join(self, batch: Batch | None, joined: RunningBatch[Row]) -> Batch:
-        """The running batch with ``joined``'s rows added (in the static pool when static)."""
-        if self.static is not None:
-            batch = batch if batch is not None else SlotBatch(self.static.pool)
-        elif batch is None:
-            return joined
-        batch.extend(joined)
-        return batch
+    def drop_batch(self) -> None:
+        """The running batch is gone: its keys/values go back to the OS, unless captured
+        graphs read them (a GPU keeps its pool between bursts, as vLLM does)."""
+        if self.static is None or self.static.mode != "cuda":
+            self.pool.release()
 
     # ---- decode ------------------------------------------------------------------------
     def decode(self, batch: Batch) -> torch.Tensor:
         """One token for every running row: logits [B, V]."""
-        if isinstance(batch, SlotBatch):
+        if self.static is not None:
             return self.static.decode(self.base_model, batch, self.stacks())
+        batch.make_room()
         out = self.forward([r.adapter_key for r in batch.rows], **batch.step_inputs())
+        batch.advance()
         return out.logits[:, -1]
 
     def forward(self, adapter_keys: list[str], **inputs: object) -> object:

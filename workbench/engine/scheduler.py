@@ -7,7 +7,7 @@ operation is skipped, not dropped. Sampling settings no longer matter here: ever
 step samples with its own settings, so chat and eval rows share steps.
 
 Slots are not the only limit: the running batch's keys/values take memory for every row at
-the batch's length (rows are right-aligned, see ``batch.py``), so ``KVBudget`` caps rows ×
+the batch's length (rows are right-aligned, see ``slots.py``), so ``KVBudget`` caps rows ×
 longest row. A request that does not fit waits at the head of its class until rows leave, and
 nothing behind it overtakes it (so a long prompt is never starved by short ones). A request
 alone always fits: a prompt larger than the budget still runs, by itself.

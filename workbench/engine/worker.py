@@ -197,6 +197,7 @@ class Worker:
     def _keep(self, index: list[int]) -> None:
         if not index:
             self.batch = None
+            self.runner.drop_batch()
         elif self.batch is not None:
             self.batch.keep(index)
 
@@ -223,7 +224,7 @@ class Worker:
         keep = [b for b, (row, tok) in enumerate(zip(job.rows, tokens))
                 if self._advance_safely(row, tok, now)]
         if keep:
-            self.batch = self.runner.join(self.batch, self.runner.to_running(job, tokens, keep))
+            self.batch = self.runner.join(self.batch, job, tokens, keep)
 
     def _chunk_tokens(self, job: PrefillJob) -> int:
         """Batch work prefills in small chunks while interactive rows decode next to it."""
@@ -241,6 +242,7 @@ class Worker:
             tokens = sample_rows(logits, [r.sampler for r in batch.rows])
         except Exception as exc:
             self.batch = None
+            self.runner.drop_batch()
             self._step_failed(batch.rows, exc)
             return
         n, now = len(batch), time.monotonic()
@@ -337,6 +339,7 @@ class Worker:
     def fail_admitted(self, message: str) -> None:
         rows = [*self.holding(), *self.parked.values()]
         self.batch, self.jobs = None, []
+        self.runner.drop_batch()
         for row in rows:
             self.fail(row.request, message)
         self.publish()

@@ -17,9 +17,8 @@ from greedy_match import assert_row_near_greedy
 from workbench.config import EngineConfig
 from workbench.engine import BASE_ADAPTER, Engine, RequestStatus, SamplingParams
 from workbench.engine import capture as capture_mod
-from workbench.engine.batch import RunningBatch, new_cache
 from workbench.engine.capture import resolve_mode
-from workbench.engine.slots import SlotBatch, SlotPool
+from workbench.engine.slots import Joining, SlotBatch, SlotPool
 from workbench.engine.stacked_lora import StackedLora
 from workbench.errors import AdapterError, UnknownNameError
 from workbench.models.catalog import load_model
@@ -107,7 +106,9 @@ def test_one_capture_per_bucket_and_recapture_after_an_adapter_change(tiny_loade
             _check(engine, r, a)
         steps = engine.stats.steps
         assert stats.replays == steps and stats.eager_steps == 0  # every step replayed a graph
-        assert stats.captures == stats.graphs <= 2  # one per bucket seen, not one per step
+        # One per bucket seen and pool size (the pool grows as rows join), not one per step.
+        assert stats.graphs <= 2 and stats.captures <= stats.graphs + engine.runner.pool.generation - 1
+        assert stats.captures < steps / 2
         before = stats.captures
         engine.load_adapter("a2", adapters["a2"])
         assert stats.graphs == 0  # graphs over the old stacks are gone
@@ -210,48 +211,40 @@ def _layers(rows: int, length: int, seed: int) -> list[tuple[torch.Tensor, torch
             for _ in range(2)]
 
 
-def _joining(config, rows: int, length: int, seed: int) -> RunningBatch:
+def _joining(rows: int, length: int, seed: int) -> Joining:
     """Prefilled rows: random keys/values, each row's first columns holes (left padding)."""
     mask = torch.ones(rows, length, dtype=torch.long)
     for b in range(rows):
-        mask[b, :random.Random(seed + b).randrange(length)] = 0
+        mask[b, :random.Random(seed + b).randrange(length // 2 + 1)] = 0
     names = [f"r{seed}-{b}" for b in range(rows)]
-    return RunningBatch(names, new_cache(config, _layers(rows, length, seed)), mask, mask.sum(-1),
-                        list(range(rows)))
+    return Joining.select(names, _layers(rows, length, seed), mask, list(range(rows)), list(range(rows)))
 
 
-def _real_columns(batch, b: int) -> list[torch.Tensor]:
-    """Row b's keys and values at its real tokens, oldest first."""
-    if isinstance(batch, SlotBatch):
-        layers = batch.pool.layers()
-        w = batch.length
-        layers = [(k[:, :, :w], v[:, :, :w]) for k, v in layers]
-    else:
-        layers = [(layer.keys, layer.values) for layer in batch.cache.layers]
+def _real_columns(batch: SlotBatch, b: int) -> list[torch.Tensor]:
+    """Row b's keys and values at its real tokens, oldest first: [H, n, D] per layer and tensor."""
+    w = batch.length
     real = batch.mask[b].bool()
-    return [t[b][:, real] for kv in layers for t in kv]
+    return [t[b, :, :w][:, real] for kv in batch.pool.layers() for t in kv]
 
 
-def test_slot_batch_holds_what_the_running_batch_holds_through_joins_leaves_and_growth() -> None:
-    from transformers import LlamaConfig
-
-    config = LlamaConfig(num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2,
-                         hidden_size=8, head_dim=4)
-    pool = SlotPool(max_rows=8)
-    ref: RunningBatch | None = None
+def test_slot_batch_keeps_every_rows_history_through_joins_leaves_growth_and_shrinking() -> None:
+    pool = SlotPool()
     slots = SlotBatch(pool)
+    # What each row must hold: its real keys/values per layer and tensor, oldest first.
+    ref: dict[str, list[torch.Tensor]] = {}
     rng = random.Random(0)
-    generations = set()
-    for step in range(40):
-        if step % 5 == 0 and len(slots) < 6:  # rows join, sometimes longer than everyone
-            n, length = rng.randint(1, 2), rng.choice([5, 40, 300 if step == 20 else 12])
-            joined, twin = _joining(config, n, length, step), _joining(config, n, length, step)
-            slots.extend(twin)
-            ref = joined if ref is None else (ref.extend(joined) or ref)
-        elif step % 3 == 0 and len(slots) > 1:  # a row leaves
-            index = sorted(rng.sample(range(len(slots)), len(slots) - 1))
+    shapes = set()
+    for step in range(60):
+        if step % 5 == 0 and (len(slots) < 6 or step == 20):  # rows join, one longer than all
+            n, length = rng.randint(1, 2), 600 if step == 20 else rng.choice([5, 40, 12])
+            joined = _joining(n, length, step)
+            for b, name in enumerate(joined.rows):
+                real = joined.mask[b].bool()
+                ref[name] = [t[b][:, real].clone() for kv in joined.layers for t in kv]
+            slots.extend(joined)
+        elif step % 3 == 0 and len(slots) > 1:  # rows leave
+            index = sorted(rng.sample(range(len(slots)), rng.randint(1, len(slots) - 1)))
             slots.keep(index)
-            ref.keep(index)
         else:  # a decode step writes one column for every row
             slots.make_room()
             col = slots.length
@@ -260,16 +253,17 @@ def test_slot_batch_holds_what_the_running_batch_holds_through_joins_leaves_and_
                 pk[:len(slots), :, col:col + 1] = k
                 pv[:len(slots), :, col:col + 1] = -k
             slots.advance()
-            ref.step_inputs()
-            for layer in ref.cache.layers:
-                layer.update(k, -k)
-        generations.add(pool.generation)
-        assert [r for r in slots.rows] == ref.rows
-        assert torch.equal(slots.next_pos, ref.next_pos)
-        for b in range(len(slots)):
-            for got, want in zip(_real_columns(slots, b), _real_columns(ref, b)):
+            for b, name in enumerate(slots.rows):
+                ref[name] = [torch.cat([t, k[b] * (1 if i % 2 == 0 else -1)], dim=1)
+                             for i, t in enumerate(ref[name])]
+        shapes.add((pool.rows, pool.columns))
+        assert torch.equal(slots.next_pos, slots.mask.sum(-1))
+        for b, name in enumerate(slots.rows):
+            for got, want in zip(_real_columns(slots, b), ref[name], strict=True):
                 assert torch.equal(got, want), f"step {step}, row {b}"
-    assert len(generations) >= 2 and pool.columns >= 512  # the 300-token row made the pool grow
+    columns = {c for _, c in shapes}
+    assert max(columns) >= 512 and len({r for r, _ in shapes}) >= 2  # it grew, in rows and columns
+    assert pool.rows < max(r for r, _ in shapes) or pool.columns < max(columns)  # and gave back
 
 
 def test_the_environment_sets_the_mode_and_a_bad_one_is_refused_before_serving(tiny_loaded, monkeypatch) -> None:
@@ -304,8 +298,8 @@ def test_continuous_batching_behaves_the_same_in_the_slot_pool(case, tiny_loaded
     built = []
     real = runner_mod.StaticDecoder
 
-    def static_decoder(mode: str, max_rows: int):
-        built.append(real("static", max_rows))
+    def static_decoder(mode: str, pool: SlotPool):
+        built.append(real("static", pool))
         return built[-1]
 
     monkeypatch.setattr(runner_mod, "resolve_mode", lambda mode, device: "static")
@@ -336,3 +330,21 @@ def test_the_monitor_says_how_decode_steps_run(tiny_loaded, monkeypatch) -> None
 
     assert "decode steps: CUDA graphs (3 captured)" in page("CUDA graphs (3 captured)")
     assert "decode steps" not in page("eager")
+
+
+def test_the_pool_holds_memory_only_while_rows_run(tiny_loaded) -> None:
+    import time
+
+    with Engine(tiny_loaded, EngineConfig(max_batch_size=3, max_wait_ms=0, decode_graphs="off")) as engine:
+        pool = engine.runner.pool
+        reqs = [engine.submit(msgs(q), None, LONG, 6) for q in QUESTIONS[:3]]
+        seen = 0
+        while not all(r.done_event.is_set() for r in reqs):
+            seen = max(seen, pool.rows)
+            time.sleep(0.001)
+        _wait(reqs)
+        deadline = time.monotonic() + 5
+        while pool.keys and time.monotonic() < deadline:  # the worker drops it after the last row
+            time.sleep(0.01)
+        assert 1 <= seen <= 4  # slots for the rows that ran
+        assert pool.keys == [] and pool.rows == 0

@@ -6,9 +6,10 @@ import random
 
 import torch
 
-from workbench.engine.batch import RunningBatch, new_cache, positions_of
+from workbench.engine.packing import positions_of
 from workbench.engine.request import SamplingParams
 from workbench.engine.sampling import RowSampler, sample_rows
+from workbench.engine.slots import Joining, SlotBatch, SlotPool
 from workbench.engine.streaming import TextStream
 from workbench.models.tiny import build_tokenizer
 
@@ -68,31 +69,44 @@ def test_sampled_rows_follow_their_own_seed() -> None:
     assert {sample_rows(logits.clone(), [top])[0] for _ in range(10)} == {int(logits.argmax())}
 
 
-def _batch(lengths: list[int], fill: float) -> RunningBatch:
-    from transformers import LlamaConfig
-
-    config = LlamaConfig(num_hidden_layers=1, num_attention_heads=1, num_key_value_heads=1,
-                         hidden_size=4, head_dim=4)
+def _joining(lengths: list[int], fill: float, first: int = 0) -> Joining:
+    """Prefilled rows of these lengths (left-padded), every real key/value ``fill``."""
     L = max(lengths)
     mask = torch.zeros(len(lengths), L, dtype=torch.long)
     for b, n in enumerate(lengths):
         mask[b, L - n:] = 1
-    k = torch.full((len(lengths), 1, L, 4), fill) * mask[:, None, :, None]
-    cache = new_cache(config, [(k.clone(), k.clone())])
-    return RunningBatch(list(range(len(lengths))), cache, mask, mask.sum(-1), [0] * len(lengths))
+    k = torch.full((len(lengths), 1, L, 4), fill) * mask[:, None, :, None]  # [B, 1, L, 4]
+    rows = list(range(first, first + len(lengths)))
+    return Joining.select(rows, [(k.clone(), k.clone())], mask, [0] * len(lengths), list(range(len(lengths))))
 
 
 def test_running_batch_join_and_leave_keep_rows_aligned_and_compact() -> None:
-    running = _batch([3, 5], 1.0)
-    running.extend(_batch([7], 2.0))  # longer newcomer: the running rows are left-padded
+    pool = SlotPool()
+    running = SlotBatch(pool)
+    running.extend(_joining([3, 5], 1.0))
+    assert pool.rows == 2 and pool.columns == 256  # slots on demand, not the largest batch
+    running.extend(_joining([7], 2.0, first=2))  # longer newcomer: the running rows shift right
     assert running.length == 7 and running.mask.sum(-1).tolist() == [3, 5, 7]
-    keys = running.cache.layers[0].keys
-    assert keys[2, 0, :, 0].tolist() == [2.0] * 7 and keys[0, 0, :4, 0].tolist() == [0.0] * 4
-    running.keep([0, 1])  # the long row leaves: columns that are holes for all are cut
-    assert running.length == 5 and running.rows == [0, 1]
-    assert running.cache.layers[0].keys.shape[2] == 5 and running.next_pos.tolist() == [3, 5]
+    keys = pool.keys[0]
+    assert keys[2, 0, :7, 0].tolist() == [2.0] * 7 and keys[0, 0, :4, 0].tolist() == [0.0] * 4
+    assert keys[0, 0, 4:7, 0].tolist() == [1.0] * 3 and pool.rows == 4
+    running.keep([0, 1])  # the long row leaves
+    assert running.rows == [0, 1] and running.next_pos.tolist() == [3, 5]
+    running.make_room()
     step = running.step_inputs()
-    assert step["attention_mask"].shape == (2, 6) and step["position_ids"].tolist() == [[3], [5]]
+    assert step["attention_mask"].shape == (2, 8) and step["position_ids"].tolist() == [[3], [5]]
+    assert step["cache"].layers[0].keys.shape == (2, 1, 8, 4)  # exact shapes, no bucket
+
+
+def test_the_pool_grows_with_rows_and_lengths_and_shrinks_when_rows_leave() -> None:
+    pool = SlotPool()
+    running = SlotBatch(pool)
+    running.extend(_joining([300] * 9, 1.0))
+    assert (pool.rows, pool.columns) == (16, 512)
+    gen = pool.generation
+    running.keep([0])  # one short-lived row left: the pool is 16 times too many slots
+    assert (pool.rows, pool.columns) == (1, 512) and pool.generation == gen + 1
+    assert pool.keys[0][0, 0, :300, 0].tolist() == [1.0] * 300  # what it held came along
 
 
 def test_positions_skip_holes() -> None:
