@@ -91,27 +91,6 @@ class LeakPair:
 
 
 @dataclass(frozen=True)
-class LeakReport:
-    """The check's outcome: closest pairs first."""
-
-    # Eval items and training texts compared.
-    n_eval: int
-    n_train: int
-    # Per eval item its closest training text (above REPORT_FLOOR), most similar first.
-    closest: list[LeakPair]
-
-    @property
-    def leaks(self) -> list[LeakPair]:
-        return [p for p in self.closest if p.leak]
-
-    def as_json(self, top: int = 20) -> dict:
-        return {"n_eval": self.n_eval, "n_train": self.n_train, "leaks": len(self.leaks),
-                "thresholds": {"jaccard": JACCARD_LEAK, "containment": CONTAINMENT_LEAK,
-                               "ngram": NGRAM},
-                "closest": [asdict(p) for p in self.closest[:top]]}
-
-
-@dataclass(frozen=True)
 class Thresholds:
     """When a scored pair counts as a leak."""
 
@@ -122,6 +101,31 @@ class Thresholds:
 
 
 SHAPE = Thresholds(SHAPE_JACCARD, SHAPE_CONTAINMENT, SHAPE_MIN_GRAMS)
+
+
+@dataclass(frozen=True)
+class LeakReport:
+    """The check's outcome: closest pairs first."""
+
+    # Eval items and training texts compared.
+    n_eval: int
+    n_train: int
+    # Per eval item its closest training text (above REPORT_FLOOR), most similar first.
+    closest: list[LeakPair]
+    # What made a pair a leak, and whether slots were masked first (the shape check).
+    limits: Thresholds = Thresholds()
+    shape: bool = False
+
+    @property
+    def leaks(self) -> list[LeakPair]:
+        return [p for p in self.closest if p.leak]
+
+    def as_json(self, top: int = 20) -> dict:
+        return {"n_eval": self.n_eval, "n_train": self.n_train, "leaks": len(self.leaks),
+                "thresholds": {"jaccard": self.limits.jaccard, "containment": self.limits.containment,
+                               "min_grams": self.limits.min_grams, "ngram": NGRAM,
+                               "slots_masked": self.shape},
+                "closest": [asdict(p) for p in self.closest[:top]]}
 
 
 # ---- texts ---------------------------------------------------------------------------------
@@ -245,7 +249,7 @@ def check_leaks(train: Sequence[Text], evals: Sequence[Text], limits: Thresholds
         if scored:
             closest.append(max(scored, key=lambda p: (p.leak, p.jaccard, p.containment)))
     closest.sort(key=lambda p: (p.leak, p.jaccard, p.containment), reverse=True)
-    return LeakReport(len(evals), len(train), closest)
+    return LeakReport(len(evals), len(train), closest, limits, shape)
 
 
 def _pair(e: Text, eg: set[str], t: Text, tg: set[str], limits: Thresholds) -> LeakPair:
@@ -273,19 +277,23 @@ def check_files(paths: Sequence[Path] | None = None, suite_names: Sequence[str] 
 def check_test_split(paths: Sequence[Path] | None = None,
                      suite_names: Sequence[str] | None = None) -> tuple[LeakReport, LeakReport]:
     """Training files against the suites' test splits: whole strings, then shapes."""
-    names = suite_names or list_suites()
-    tests = [s for n in names for s in load_splits(n) if s.split == "test"]
-    train = training_texts(_files(paths), [s for n in names for s in load_splits(n)])
-    evals = eval_texts(tests)
+    suites = [s for n in (suite_names or list_suites()) for s in load_splits(n)]
+    train = training_texts(_files(paths), suites)
+    evals = eval_texts([s for s in suites if s.split == "test"])
     return check_leaks(train, evals), check_leaks(train, evals, SHAPE, shape=True)
 
 
-def format_report(report: LeakReport, top: int = 20, what: str = "") -> str:
-    limits = (f"masked 4-gram Jaccard >= {SHAPE_JACCARD} or containment >= {SHAPE_CONTAINMENT}"
-              if what == "shape" else f"4-gram Jaccard >= {JACCARD_LEAK} or containment "
-              f">= {CONTAINMENT_LEAK}")
+def overlap_with_test_split(paths: Sequence[Path], top: int = 5) -> str:
+    """The reports of ``check_test_split`` that found leaks, for a refusal; "" when clean."""
+    return "\n".join(format_report(r, top) for r in check_test_split(paths) if r.leaks)
+
+
+def format_report(report: LeakReport, top: int = 20) -> str:
+    masked, what = ("masked ", "shape ") if report.shape else ("", "")
+    limits = (f"{masked}4-gram Jaccard >= {report.limits.jaccard:g} or containment "
+              f">= {report.limits.containment:g}")
     lines = [f"{report.n_eval} eval items vs {report.n_train} training texts: "
-             f"{len(report.leaks)} {what + ' ' if what else ''}leak(s) ({limits}). Closest pairs:"]
+             f"{len(report.leaks)} {what}leak(s) ({limits}). Closest pairs:"]
     for p in report.closest[:top]:
         mark = "LEAK" if p.leak else "ok  "
         lines.append(f"{mark} J={p.jaccard:.2f} C={p.containment:.2f}  {p.eval_source}: "
@@ -307,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
                          ensure_ascii=False))
     else:
         print(format_report(report, args.top) + "\n\nShapes against the test splits: "
-              + format_report(shape, args.top, "shape"))
+              + format_report(shape, args.top))
     return 1 if report.leaks or shape.leaks else 0
 
 

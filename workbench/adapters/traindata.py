@@ -246,11 +246,10 @@ def eval_leaks(rows: list[dict], texts: list[str] | None = None) -> list[str]:
 def test_overlap(data: dict[str, list[dict]]) -> str:
     """The leak check's report when the data near-duplicates a test item or reuses its
     shape (``leakcheck.check_test_split``), "" when it passes."""
-    from workbench.adapters.leakcheck import check_test_split, format_report
+    from workbench.adapters.leakcheck import overlap_with_test_split
 
     with tempfile.TemporaryDirectory() as tmp:
-        text, shape = check_test_split(write(data, Path(tmp)))
-    return "\n".join(format_report(r, 5, what) for r, what in ((text, ""), (shape, "shape")) if r.leaks)
+        return overlap_with_test_split(write(data, Path(tmp)))
 
 
 def write(data: dict[str, list[dict]], out: Path) -> list[Path]:
