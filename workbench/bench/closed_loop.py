@@ -121,10 +121,9 @@ def local_engine(wb: Workbench) -> LocalBackend:
 def decode_path(wb: Workbench) -> str:
     """How the engine's decode steps ran: "off", or the static decoder's counts (a remote
     server's steps are its own: "off" here)."""
-    static = getattr(getattr(wb.engine, "runner", None), "static", None)
-    if not isinstance(wb.engine, LocalBackend) or static is None:
+    if not isinstance(wb.engine, LocalBackend) or wb.engine.runner.static is None:
         return "off"
-    return static.summary()
+    return wb.engine.runner.static.summary()
 
 
 def bench_prompts(n: int) -> list[list[dict[str, str]]]:

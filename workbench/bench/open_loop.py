@@ -284,6 +284,12 @@ class OpenLoopReport:
         return out
 
 
+def with_open_loop(closed: dict, opened: dict) -> dict:
+    """One JSON line for both workloads: the closed loop's keys, then the open loop's (``open_``
+    in front of a key the closed loop already has)."""
+    return {**closed, **{(f"open_{k}" if k in closed else k): v for k, v in opened.items()}}
+
+
 def warm_open(wb: Workbench, s: OpenLoopSettings, variants: list[str], prompts: list) -> None:
     """Every system prompt cached for every variant, then a short burst, before a timed trace."""
     warm_prefixes(wb, prompts, variants)
@@ -291,7 +297,7 @@ def warm_open(wb: Workbench, s: OpenLoopSettings, variants: list[str], prompts: 
 
 
 def open_pass(wb: Workbench, s: OpenLoopSettings, variants: list[str], label: str = "engine",
-                progress: Callable[[str], None] = print) -> OpenPass:
+             progress: Callable[[str], None] = print) -> OpenPass:
     """The trace of ``s`` through ``wb``'s backend after the same warm-up; ``variants`` (base
     first) make the trace, so two backends given the same ones see the same requests."""
     prompts = bench_prompts(s.requests)

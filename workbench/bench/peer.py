@@ -18,7 +18,7 @@ from workbench.bench.closed_loop import (BenchReport, BenchSettings, bench_confi
                                          print_report, run_bench)
 from workbench.bench.dtypes import UNKNOWN, described_dtype, dtype_warning, normalize_dtype
 from workbench.bench.open_loop import (OpenLoopReport, OpenLoopSettings, open_pass,
-                                       print_open_report, run_open_loop)
+                                       print_open_report, run_open_loop, with_open_loop)
 from workbench.config import EngineConfig
 from workbench.engine import BASE_ADAPTER
 from workbench.errors import InputError
@@ -60,9 +60,8 @@ class PeerReport:
     def summary(self) -> dict[str, object]:
         """The two workloads' usual keys (an open-loop key the closed loop has already gets
         ``open_`` in front), the ratios to the peer, both dtypes and every pass's tok/s."""
-        out: dict[str, object] = dict(self.closed.summary()) if self.closed else {}
-        for key, value in (self.open.summary() if self.open else {}).items():
-            out[f"open_{key}" if key in out else key] = value
+        out: dict[str, object] = with_open_loop(self.closed.summary() if self.closed else {},
+                                                self.open.summary() if self.open else {})
         closed = self.closed.passes if self.closed else {}
         opened = self.open.passes if self.open else {}
         for kind in ("base", "mixed", "single-adapter"):

@@ -181,7 +181,7 @@ def _open(o: BenchOptions, refs: list[str], static: bool = True):
 
 def _plain(o: BenchOptions, refs: list[str], workload: str, choice: BackendChoice) -> dict:
     from workbench.bench.closed_loop import print_report, run_bench
-    from workbench.bench.open_loop import print_open_report, run_open_loop
+    from workbench.bench.open_loop import print_open_report, run_open_loop, with_open_loop
 
     summary: dict = {}
     if workload in ("closed-loop", "both"):
@@ -193,7 +193,7 @@ def _plain(o: BenchOptions, refs: list[str], workload: str, choice: BackendChoic
     if workload in ("open-loop", "both"):
         opened = run_open_loop(_open(o, refs), progress=_progress)
         print_open_report(opened, click.echo)
-        summary.update({f"open_{k}" if k in summary else k: v for k, v in opened.summary().items()})
+        summary = with_open_loop(summary, opened.summary())
     return summary
 
 

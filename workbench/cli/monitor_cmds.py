@@ -228,12 +228,15 @@ def render(rows: list[TopRow], scrape: Scrape | None, window: str, span_s: float
     return "\n".join(head)
 
 
+def _all_row(rows: list[TopRow]) -> TopRow | None:
+    return next((r for r in rows if r.variant == ALL), None)
+
+
 def _cost(rows: list[TopRow], price_per_hour: float, window: str) -> str:
-    """The cost line of the ``all`` row (n/a until a rate is known and requests came)."""
-    every = next((r for r in rows if r.variant == ALL), None)
-    if every is None or every.requests_per_s is None:
-        return f"cost per 1,000 requests over {window}: n/a (no requests, or no rate yet) at {price_per_hour:g}/h"
-    return cost_line(price_per_hour, every.requests, every.requests_per_s, f"over {window}")
+    """The cost line of the ``all`` row (n/a until requests came and a rate is known)."""
+    every = _all_row(rows)
+    return cost_line(price_per_hour, every.requests if every else 0,
+                     every.requests_per_s if every else None, f"over {window}")
 
 
 def fetch_metrics(server: str, timeout: float = 5.0) -> str:
@@ -261,8 +264,9 @@ def top_frames(server: str, window: str, interval: float, iterations: int | None
         base = history.base_for(WINDOWS[window])
         rows = scrape_rows(scrape, base)
         span = scrape.at - base.at if base else None
-        every = next((r for r in rows if r.variant == ALL and r.requests), None)
-        cost = cost_per_1k(price_per_hour, every.requests_per_s) if price_per_hour and every else None
+        every = _all_row(rows)
+        cost = (cost_per_1k(price_per_hour, every.requests_per_s)
+                if price_per_hour and every and every.requests else None)
         yield render(rows, scrape, window, span, price_per_hour), {
             "window": window, "span_s": span, "running": sum(scrape.running.values()),
             "waiting": scrape.waiting, "rss_bytes": scrape.rss_bytes, "cuda_bytes": scrape.cuda_bytes,

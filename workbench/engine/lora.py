@@ -14,7 +14,6 @@ from pathlib import Path
 from peft import PeftModel
 
 from workbench.engine.runner import ModelRunner
-from workbench.engine.stacked_lora import StackedLora
 from workbench.errors import AdapterError
 
 
@@ -38,8 +37,8 @@ def attach_adapter(runner: ModelRunner, name: str, path: Path) -> None:
         raise AdapterError(f"Could not load adapter '{name}' from {path}: {exc}") from exc
     runner.model.eval()
     runner.adapters_changed()  # cached keys/values were computed under the old adapter set
-    why = StackedLora.build(runner.model, [name])
-    if isinstance(why, str):
+    why = runner.restack()  # the stacks the next step uses, built once here
+    if why:
         detach_adapter(runner, name)
         raise AdapterError(f"Adapter '{name}' cannot be served: {why}. The engine batches plain "
                            "LoRA matrices only (as vLLM does); retrain it as a plain LoRA.")

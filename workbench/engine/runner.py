@@ -266,12 +266,18 @@ class ModelRunner:
     def stacks(self) -> StackedLora:
         """Every loaded adapter's LoRA, stacked per layer (built after each adapter change)."""
         if self._stacks is None:
-            names = sorted(getattr(self.model, "peft_config", None) or [])
-            stacks = StackedLora.build(self.model, names) if names else StackedLora([], [])
-            if isinstance(stacks, str):  # ``lora.attach_adapter`` refuses these: a bug if seen
-                raise AdapterError(f"The loaded adapters cannot be stacked: {stacks}")
-            self._stacks = stacks
+            why = self.restack()
+            if why:  # ``lora.attach_adapter`` refuses these: a bug if seen
+                raise AdapterError(f"The loaded adapters cannot be stacked: {why}")
+        assert self._stacks is not None
         return self._stacks
+
+    def restack(self) -> str | None:
+        """Stack every loaded adapter's LoRA now; why they cannot be, None once stacked."""
+        names = sorted(getattr(self.model, "peft_config", None) or [])
+        stacks = StackedLora.build(self.model, names) if names else StackedLora([], [])
+        self._stacks = None if isinstance(stacks, str) else stacks
+        return stacks if isinstance(stacks, str) else None
 
     def prefix_kv(self, prompt: PromptIds) -> LayerKV:
         """A prefix's keys/values [1, H, P, D] per layer, from the cache or computed now."""

@@ -16,6 +16,7 @@ from typing import Any
 from workbench.eval.report import summary_tables
 from workbench.eval.splits import HEADLINE_SPLIT, TUNING_SPLIT, family, split_summary
 from workbench.eval.store import EvalStore
+from workbench.eval.summary import PROPORTIONS
 from workbench.eval.suite import split_of
 
 
@@ -38,8 +39,7 @@ def record_cards(registry: Any, store: EvalStore, run_id: str) -> list[str]:
 
 # Scores a suite has only sometimes (choice scoring, constrained format, phrasings): on the card
 # when present.
-OPTIONAL = ("acc", "acc_norm", "format_compliance", "paraphrase_consistency")
-PROPORTIONS = ("accuracy", "resolution_rate", *OPTIONAL)
+OPTIONAL = tuple(m for m in PROPORTIONS if m not in ("accuracy", "resolution_rate"))
 
 
 def _entry(row: Any, suite_hash: str, run_id: str, splits: dict, label: str) -> dict[str, Any]:

@@ -12,13 +12,13 @@ import pandas as pd
 
 from workbench.eval.metrics import all_metrics
 from workbench.eval.suite import split_of
-from workbench.eval.summary import COLUMN_TITLES
+from workbench.eval.summary import COLUMN_TITLES, PROPORTIONS
 
 # The split a card's headline number comes from, and the one the gap is measured against.
 HEADLINE_SPLIT = "test"
 TUNING_SPLIT = "dev"
-GAP_METRICS = ("accuracy", "resolution_rate", "acc", "acc_norm", "format_compliance",
-               "paraphrase_consistency")
+# Every proportion a suite may report (summary.PROPORTIONS), in the tables' order.
+GAP_METRICS = PROPORTIONS
 
 
 def family(recorded: str) -> str:

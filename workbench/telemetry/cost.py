@@ -56,6 +56,7 @@ def cost_line(price_per_hour: float, requests: int, requests_per_s: float | None
     """One sentence for a view: the cost per 1,000 requests ``over`` a window."""
     cost = cost_per_1k(price_per_hour, requests_per_s if requests else None)
     if cost is None:
-        return f"cost per 1,000 requests {over}: {NOT_AVAILABLE} (no requests) at {price_per_hour:g}/h"
+        why = "no requests" if not requests else "no rate yet"
+        return f"cost per 1,000 requests {over}: {NOT_AVAILABLE} ({why}) at {price_per_hour:g}/h"
     return (f"cost per 1,000 requests {over}: {format_cost(cost)} at {price_per_hour:g}/h "
             f"({requests:,} requests, {requests_per_day(requests_per_s or 0.0):,.0f}/day at this rate)")
