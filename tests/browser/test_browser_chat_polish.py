@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 pytestmark = pytest.mark.browser
+PageTimeout = pytest.importorskip("playwright.sync_api").TimeoutError
 
 ERROR_BADGES = "() => [...document.querySelectorAll('.error')].filter(e => e.offsetParent).length"
 
@@ -16,6 +17,23 @@ def ask(page, text: str) -> None:
     page.wait_for_function(
         "() => ['chat-left-stats', 'chat-right-stats'].every("
         "id => (document.getElementById(id)?.innerText || '').includes('tok/s'))")
+
+
+def type_into_slider(page, elem: str, value: str, tries: int = 5) -> None:
+    """Type a number into a slider's box until the slider itself shows it, as a user retypes a
+    value the page dropped: on a loaded machine the page may still be mounting when the first
+    keystrokes land, and the bar then keeps its default."""
+    field = page.locator(f"{elem} input[type=number]")
+    bar = f"() => document.querySelector('{elem} input[type=range]').value === '{value}'"
+    for _ in range(tries):
+        field.fill(value)
+        field.press("Enter")
+        try:
+            page.wait_for_function(bar, timeout=5_000)
+            return
+        except PageTimeout:  # the page dropped the keystrokes; type them again
+            continue
+    page.wait_for_function(bar)
 
 
 def test_refused_send_keeps_the_conversation_visible(page) -> None:
@@ -73,11 +91,7 @@ def test_right_pane_default_from_adapters_tab_applies_in_chat(page, workbench) -
 
 def test_an_answer_cut_at_its_limit_says_so(page) -> None:
     page.get_by_text("Generation settings").click()
-    field = page.locator("#chat-max-new input[type=number]")
-    field.fill("16")
-    field.press("Enter")
-    # The slider takes the typed value before the question goes out, as a user sees it move.
-    page.wait_for_function("() => document.querySelector('#chat-max-new input[type=range]').value === '16'")
+    type_into_slider(page, "#chat-max-new", "16")
     ask(page, "Please explain your whole return policy in detail.")
     stats = page.locator("#chat-left-stats").inner_text()
     assert "· 16 tokens" in stats, stats  # a random tiny model runs to its limit
