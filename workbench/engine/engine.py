@@ -28,6 +28,7 @@ from workbench.engine.stats import EngineStats
 from workbench.engine.worker import AdapterOp, Worker
 from workbench.errors import AdapterError, UnknownNameError, WorkbenchError
 from workbench.models.loaded import LoadedModel
+from workbench.models.threads import on_own_thread
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -42,7 +43,9 @@ class Engine(CallerMixin):
         self.loaded = loaded
         self.config = config or EngineConfig()
         self.scheduler = Scheduler(self.config)
-        self.runner = ModelRunner(loaded, self.config)
+        # Casting the weights is parallel work: off this thread, so the worker stays the only
+        # thread with an OpenMP pool (``models/threads.py``).
+        self.runner = on_own_thread(lambda: ModelRunner(loaded, self.config), name="model-cast")
         # Held while admitting a request and while removing an adapter, so no request for an
         # adapter can slip into the queue as that adapter goes away.
         self._admit = threading.Lock()

@@ -57,14 +57,19 @@ class StackedLayer:
 class StackedLora:
     """The stacked adapters of a peft model; ``apply`` adds each row's delta during a call."""
 
-    def __init__(self, names: list[str], layers: list[StackedLayer]) -> None:
+    def __init__(self, names: list[str], layers: list[StackedLayer],
+                 dtype: torch.dtype = torch.float32) -> None:
         self.names = names
         self.layers = layers
+        self.dtype = dtype
         self._index = {name: i for i, name in enumerate(names)}
 
     @classmethod
-    def build(cls, model: nn.Module, names: list[str]) -> "StackedLora | str":
-        """The stacks of ``names`` on ``model``, or why they cannot be stacked."""
+    def build(cls, model: nn.Module, names: list[str], dtype: torch.dtype = torch.float32
+              ) -> "StackedLora | str":
+        """The stacks of ``names`` on ``model`` in the compute ``dtype`` (PEFT keeps adapter
+        weights in float32; a bfloat16 step would otherwise run its LoRA products in
+        float32 and cast back), or why they cannot be stacked."""
         from peft.tuners.lora import LoraLayer
 
         layers = []
@@ -75,13 +80,13 @@ class StackedLora:
             if reason:
                 return f"{mod_name}: {reason}"
             if any(n in module.lora_A for n in names):
-                layers.append(_stack(module, names))
-        return cls(names, layers)
+                layers.append(_stack(module, names, dtype))
+        return cls(names, layers, dtype)
 
     def onehot(self, adapter_keys: list[str], rows: int, out: torch.Tensor | None = None,
                device: torch.device | str = "cpu") -> torch.Tensor:
         """Row masks [rows, N]: row i has a 1 in its adapter's column (none for base or padding)."""
-        mask = out if out is not None else torch.zeros((rows, len(self.names)))
+        mask = out if out is not None else torch.zeros((rows, len(self.names)), dtype=self.dtype)
         mask.zero_()
         for i, key in enumerate(adapter_keys):
             j = self._index.get(key)
@@ -135,14 +140,14 @@ def _unsupported(module: nn.Module, names: list[str]) -> str:
     return ""
 
 
-def _stack(module: nn.Module, names: list[str]) -> StackedLayer:
-    """Concatenate ``names``' A and B of one layer, ranks padded to the largest."""
+def _stack(module: nn.Module, names: list[str], dtype: torch.dtype) -> StackedLayer:
+    """Concatenate ``names``' A and B of one layer, ranks padded to the largest, in ``dtype``."""
     present = [n for n in names if n in module.lora_A]
     rank = max(module.lora_A[n].weight.shape[0] for n in present)
     ref_a, ref_b = module.lora_A[present[0]].weight, module.lora_B[present[0]].weight
     d_in, d_out = ref_a.shape[1], ref_b.shape[0]
-    a = ref_a.new_zeros((d_in, len(names) * rank))  # [in, N*r]
-    b = ref_b.new_zeros((len(names) * rank, d_out))  # [N*r, out]
+    a = ref_a.new_zeros((d_in, len(names) * rank), dtype=dtype)  # [in, N*r]
+    b = ref_b.new_zeros((len(names) * rank, d_out), dtype=dtype)  # [N*r, out]
     with torch.no_grad():
         for i, n in enumerate(names):
             if n not in module.lora_A:

@@ -15,6 +15,7 @@ from pathlib import Path
 from workbench.config import workbench_home
 from workbench.errors import ModelLoadError, UnknownNameError
 from workbench.models.loaded import LoadedModel
+from workbench.models.threads import on_own_thread
 
 DEFAULT_MODEL = "smollm2-135m"
 
@@ -88,7 +89,12 @@ def pick_device(wanted: str) -> str:
 
 
 def load_model(name: str = DEFAULT_MODEL, device: str | None = None, seed: int = 0) -> LoadedModel:
-    """Load a preset, hub id or local folder; see ``PRESETS`` for the names."""
+    """Load a preset, hub id or local folder; see ``PRESETS`` for the names. The work runs on
+    a short-lived thread (``threads.py`` says why)."""
+    return on_own_thread(lambda: _load_model(name, device, seed), name="model-load")
+
+
+def _load_model(name: str, device: str | None, seed: int) -> LoadedModel:
     preset = resolve_preset(name)
     dev = pick_device(device or preset.device)
     _check_memory(preset, dev)
