@@ -1,10 +1,11 @@
 """Per-row sampling: every row of a step has its own settings, generator and grammar.
 
 One step's logits [B, V] hold chat rows (repetition penalty, maybe temperature), eval rows
-(greedy) and constrained rows side by side, so processing is per row: repetition penalty
-over the row's prompt and output ids (as transformers applies it), EOS masked for
-``ignore_eos`` rows, the row's grammar mask, then greedy argmax for all greedy rows at once
-and temperature/top-p sampling with the row's own ``torch.Generator`` for the others. A
+(greedy) and constrained rows side by side. What all rows share runs once for the batch: EOS
+masked for every ``ignore_eos`` row in one indexed write, greedy argmax for every row at once.
+What is a row's own runs per row, and only for rows that have it: repetition penalty over
+the row's prompt and output ids (as transformers applies it), the row's grammar mask, and
+temperature/top-p sampling with the row's own ``torch.Generator``. A
 row's seed is its own (``SamplingParams.seed``, or a fresh one per request), so sampled
 rows never depend on their neighbours or on a process-wide seed.
 """
@@ -56,15 +57,18 @@ class RowSampler:
     def greedy(self) -> bool:
         return self.params.greedy
 
+    @property
+    def has_own_processing(self) -> bool:
+        return (self.params.repetition_penalty != 1.0 and bool(self.seen)) or self.constraint is not None
+
     def process(self, logits: torch.Tensor) -> None:
-        """Penalty, EOS and grammar masks on this row's logits [V], in place."""
+        """Penalty and grammar mask on this row's logits [V], in place (EOS is masked for
+        the whole batch by ``sample_rows``)."""
         p = self.params.repetition_penalty
         if p != 1.0 and self.seen:
             idx = torch.tensor(sorted(self.seen), device=logits.device)  # [K]
             score = logits[idx]
             logits[idx] = torch.where(score < 0, score * p, score / p)
-        if self.eos:
-            logits[self.eos] = float("-inf")
         if self.constraint is not None:
             self.constraint.mask_logits(logits)
 
@@ -91,10 +95,24 @@ class RowSampler:
 def sample_rows(logits: torch.Tensor, samplers: list[RowSampler]) -> list[int]:
     """One token per row from a step's last-position logits [B, V]."""
     logits = logits.float()
+    _mask_eos(logits, samplers)
     for b, s in enumerate(samplers):
-        s.process(logits[b])
+        if s.has_own_processing:
+            s.process(logits[b])
     picks = logits.argmax(-1).tolist()  # [B]: greedy rows' tokens
     for b, s in enumerate(samplers):
         if not s.greedy:
             picks[b] = s.draw(logits[b])
     return picks
+
+
+def _mask_eos(logits: torch.Tensor, samplers: list[RowSampler]) -> None:
+    """EOS ids to -inf on every ``ignore_eos`` row of logits [B, V], one write per EOS set."""
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for b, s in enumerate(samplers):
+        if s.eos:
+            groups.setdefault(tuple(s.eos), []).append(b)
+    for eos, rows in groups.items():
+        r = torch.tensor(rows, device=logits.device)[:, None]  # [R, 1]
+        e = torch.tensor(eos, device=logits.device)[None, :]  # [1, E]
+        logits[r, e] = float("-inf")

@@ -56,6 +56,15 @@ def test_row_sampling_settings_are_per_row() -> None:
     assert sample_rows(logits.clone(), [greedy, penalised, no_eos]) == [1, 2, 1]
 
 
+def test_eos_is_masked_only_on_ignore_eos_rows_whatever_their_eos_set() -> None:
+    logits = torch.tensor([[0.0, 9.0, 1.0, 2.0]] * 4)  # [4, V]: token 1 wins unless masked
+    rows = [RowSampler(SamplingParams(ignore_eos=True), [], {1}, None, "cpu"),
+            RowSampler(SamplingParams(), [], {1}, None, "cpu"),
+            RowSampler(SamplingParams(ignore_eos=True), [], {1, 3}, None, "cpu"),
+            RowSampler(SamplingParams(ignore_eos=True), [], {2}, None, "cpu")]
+    assert sample_rows(logits.clone(), rows) == [3, 1, 2, 1]
+
+
 def test_sampled_rows_follow_their_own_seed() -> None:
     logits = torch.randn(1, 50)
     params = SamplingParams(temperature=1.0, top_p=0.95, seed=7)
