@@ -5,6 +5,10 @@ SmolLM2-135M). Through ``F.linear`` each call brings the dense weight into oneDN
 layout again; packed once at load, the same product is bit-identical and about twice as fast
 per call (measured: [16, 576] x [576, 1536] 123 -> 60 us, the 49k-row head 4.6 -> 2.6 ms).
 
+Projections that read the same input (a layer's q, k and v; gate and up) are packed as one
+weight and run as one product: the first member called computes all of them for that input,
+the others take their slice (``FusedGroup``).
+
 The packed tensor replaces the dense weight in place, so memory does not grow. It is opaque:
 reading its values raises instead of returning wrong numbers, and only this engine's forward
 reads it. The module stays an ``nn.Linear``, so PEFT still wraps it with LoRA layers (whose
@@ -32,9 +36,14 @@ def supported(device: str | torch.device, dtype: torch.dtype) -> bool:
             and hasattr(torch.ops.mkldnn, "_reorder_linear_weight"))
 
 
+# Sibling projections of one input, fused when every member is a plain bfloat16 Linear.
+SIBLINGS = (("q_proj", "k_proj", "v_proj"), ("gate_proj", "up_proj"))
+
+
 def pack_linears(model: nn.Module, batch_hint: int = BATCH_HINT) -> int:
-    """Pack every plain bfloat16 ``nn.Linear`` of ``model`` whose weight no other module
-    shares; -> how many were packed."""
+    """Fuse sibling projections, then pack every other plain bfloat16 ``nn.Linear`` of
+    ``model`` whose weight no other module shares; -> how many layers run packed."""
+    fused = sum(_fuse_siblings(model, batch_hint))
     counts: dict[int, int] = {}
     for module in model.modules():
         for param in module.parameters(recurse=False):
@@ -43,6 +52,8 @@ def pack_linears(model: nn.Module, batch_hint: int = BATCH_HINT) -> int:
     for module in model.modules():
         weight = getattr(module, "weight", None)
         if type(module) is not nn.Linear or weight is None or weight.dtype != torch.bfloat16:
+            continue
+        if getattr(module, "fused_into", None) is not None:
             continue
         if weight.is_mkldnn or counts.get(id(weight), 0) > 1:
             continue
@@ -53,10 +64,71 @@ def pack_linears(model: nn.Module, batch_hint: int = BATCH_HINT) -> int:
                                          requires_grad=False)
         module.forward = types.MethodType(_packed_forward, module)
         packed += 1
-    log.info("packed %d bfloat16 linear layers for oneDNN", packed)
-    return packed
+    log.info("packed %d bfloat16 linear layers for oneDNN (%d of them fused)", packed + fused, fused)
+    return packed + fused
 
 
 def _packed_forward(self: nn.Linear, x: torch.Tensor) -> torch.Tensor:
     # x: [..., in] -> [..., out]
     return torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, "none", [], "")
+
+
+class FusedGroup:
+    """Sibling projections as one packed weight; a member's call returns its slice of the
+    product for that input, computed once per input."""
+
+    def __init__(self, members: list[nn.Linear], batch_hint: int) -> None:
+        self.sizes = [m.out_features for m in members]
+        with torch.no_grad():
+            dense = torch.cat([m.weight.detach() for m in members])  # [sum(out), in]
+            bias = [m.bias for m in members]
+            self.bias = torch.cat([b.detach() for b in bias]) if bias[0] is not None else None
+            self.weight = torch.ops.mkldnn._reorder_linear_weight(dense, batch_hint)
+        # The input last computed and its slices; the input is held, so ``is`` stays sound.
+        self._x: torch.Tensor | None = None
+        self._parts: tuple[torch.Tensor, ...] = ()
+        self._taken: set[int] = set()
+
+    def part(self, i: int, x: torch.Tensor) -> torch.Tensor:
+        # x: [..., in] -> [..., sizes[i]]
+        if x is not self._x or i in self._taken:
+            y = torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, "none", [], "")
+            self._x, self._parts, self._taken = x, y.split(self.sizes, -1), set()
+        self._taken.add(i)
+        out = self._parts[i]
+        if len(self._taken) == len(self.sizes):  # every member served: let go of the input
+            self._x, self._parts, self._taken = None, (), set()
+        return out
+
+
+def _fuse_siblings(model: nn.Module, batch_hint: int) -> list[int]:
+    done = []
+    for parent in model.modules():
+        for names in SIBLINGS:
+            members = [getattr(parent, n, None) for n in names]
+            if not all(_packable(m) for m in members):
+                continue
+            if len({m.in_features for m in members}) != 1 or len({m.bias is None for m in members}) != 1:
+                continue
+            group = FusedGroup(members, batch_hint)
+            for i, m in enumerate(members):
+                # The first member holds the group's packed weight (so the model's parameter
+                # count stays right); the others an empty one of the same dtype and device,
+                # which is all PEFT reads of a base layer's weight.
+                held = group.weight if i == 0 else torch.empty(0, dtype=torch.bfloat16)
+                m.weight = nn.Parameter(held, requires_grad=False)
+                m.forward = types.MethodType(_member_forward(group, i), m)
+                m.fused_into = group
+            done.append(len(members))
+    return done
+
+
+def _packable(module: object) -> bool:
+    return (type(module) is nn.Linear and module.weight.dtype == torch.bfloat16
+            and not module.weight.is_mkldnn)
+
+
+def _member_forward(group: FusedGroup, i: int):  # noqa: ANN202 - a bound forward
+    def forward(self: nn.Linear, x: torch.Tensor) -> torch.Tensor:
+        return group.part(i, x)
+    return forward

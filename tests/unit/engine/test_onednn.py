@@ -22,8 +22,11 @@ def test_packed_model_gives_the_same_logits() -> None:
     loaded = load_model("tiny-glm")
     precision.apply(loaded, "bfloat16")
     dense = copy.deepcopy(loaded.model)
+    params = sum(p.numel() for p in loaded.model.parameters())
     assert onednn.pack_linears(loaded.model) > 0
     assert any(p.is_mkldnn for p in loaded.model.parameters())
+    assert any(getattr(m, "fused_into", None) for m in loaded.model.modules())  # q, k, v as one
+    assert sum(p.numel() for p in loaded.model.parameters()) == params
     ids = torch.tensor([[5, 9, 17, 33, 2, 8, 41]])
     with torch.inference_mode():
         got, want = loaded.model(input_ids=ids).logits, dense(input_ids=ids).logits
@@ -59,3 +62,17 @@ def test_adapters_load_and_leave_over_packed_layers(make_adapter) -> None:
         again = engine.submit(MSGS, None, SamplingParams(ignore_eos=True), max_new_tokens=6)
         assert again.done_event.wait(60) and again.status is RequestStatus.FINISHED, again.error
         assert again.output_token_ids == reqs[0].output_token_ids
+
+
+def test_fused_siblings_answer_each_member_for_its_own_input() -> None:
+    attn = nn.Module()
+    attn.q_proj, attn.k_proj, attn.v_proj = (nn.Linear(8, n).bfloat16() for n in (8, 4, 4))
+    dense = copy.deepcopy(attn)
+    assert onednn.pack_linears(attn) == 3
+    x, y = torch.randn(2, 3, 8, dtype=torch.bfloat16), torch.randn(2, 3, 8, dtype=torch.bfloat16)
+    with torch.inference_mode():
+        # k before q, q twice on one input, then a new input mid-group: each call is right.
+        for name, inp in (("k_proj", x), ("q_proj", x), ("q_proj", x), ("v_proj", y), ("k_proj", y),
+                          ("v_proj", x)):
+            got, want = getattr(attn, name)(inp), getattr(dense, name)(inp)
+            assert got.shape == want.shape and torch.allclose(got.float(), want.float(), atol=1e-2), name
