@@ -43,24 +43,18 @@ SIBLINGS = (("q_proj", "k_proj", "v_proj"), ("gate_proj", "up_proj"))
 def pack_linears(model: nn.Module, batch_hint: int = BATCH_HINT) -> int:
     """Fuse sibling projections, then pack every other plain bfloat16 ``nn.Linear`` of
     ``model`` whose weight no other module shares; -> how many layers run packed."""
-    fused = sum(_fuse_siblings(model, batch_hint))
-    counts: dict[int, int] = {}
+    uses: dict[int, int] = {}
     for module in model.modules():
         for param in module.parameters(recurse=False):
-            counts[id(param)] = counts.get(id(param), 0) + 1
+            uses[id(param)] = uses.get(id(param), 0) + 1
+    fused = _fuse_siblings(model, uses, batch_hint)
     packed = 0
     for module in model.modules():
-        weight = getattr(module, "weight", None)
-        if type(module) is not nn.Linear or weight is None or weight.dtype != torch.bfloat16:
-            continue
-        if getattr(module, "fused_into", None) is not None:
-            continue
-        if weight.is_mkldnn or counts.get(id(weight), 0) > 1:
-            continue
-        if module.bias is not None and module.bias.dtype != torch.bfloat16:
+        if not _packable(module, uses):
             continue
         with torch.no_grad():
-            module.weight = nn.Parameter(torch.ops.mkldnn._reorder_linear_weight(weight.detach(), batch_hint),
+            module.weight = nn.Parameter(torch.ops.mkldnn._reorder_linear_weight(module.weight.detach(),
+                                                                                 batch_hint),
                                          requires_grad=False)
         module.forward = types.MethodType(_packed_forward, module)
         packed += 1
@@ -68,9 +62,22 @@ def pack_linears(model: nn.Module, batch_hint: int = BATCH_HINT) -> int:
     return packed + fused
 
 
+def _packable(module: object, uses: dict[int, int]) -> bool:
+    """A plain bfloat16 Linear not packed or fused yet, whose weight no other module shares."""
+    if type(module) is not nn.Linear or getattr(module, "fused_into", None) is not None:
+        return False
+    weight, bias = module.weight, module.bias
+    return (weight.dtype == torch.bfloat16 and not weight.is_mkldnn and uses.get(id(weight), 0) <= 1
+            and (bias is None or bias.dtype == torch.bfloat16))
+
+
+def _linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    # x: [..., in] -> [..., out], weight packed
+    return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
+
+
 def _packed_forward(self: nn.Linear, x: torch.Tensor) -> torch.Tensor:
-    # x: [..., in] -> [..., out]
-    return torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, "none", [], "")
+    return _linear(x, self.weight, self.bias)
 
 
 class FusedGroup:
@@ -92,7 +99,7 @@ class FusedGroup:
     def part(self, i: int, x: torch.Tensor) -> torch.Tensor:
         # x: [..., in] -> [..., sizes[i]]
         if x is not self._x or i in self._taken:
-            y = torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, "none", [], "")
+            y = _linear(x, self.weight, self.bias)
             self._x, self._parts, self._taken = x, y.split(self.sizes, -1), set()
         self._taken.add(i)
         out = self._parts[i]
@@ -101,12 +108,14 @@ class FusedGroup:
         return out
 
 
-def _fuse_siblings(model: nn.Module, batch_hint: int) -> list[int]:
-    done = []
+def _fuse_siblings(model: nn.Module, uses: dict[int, int], batch_hint: int) -> int:
+    """Fuse every group of ``SIBLINGS`` whose members are all packable and read inputs of one
+    width; -> how many members were fused."""
+    fused = 0
     for parent in model.modules():
         for names in SIBLINGS:
             members = [getattr(parent, n, None) for n in names]
-            if not all(_packable(m) for m in members):
+            if not all(_packable(m, uses) for m in members):
                 continue
             if len({m.in_features for m in members}) != 1 or len({m.bias is None for m in members}) != 1:
                 continue
@@ -119,13 +128,8 @@ def _fuse_siblings(model: nn.Module, batch_hint: int) -> list[int]:
                 m.weight = nn.Parameter(held, requires_grad=False)
                 m.forward = types.MethodType(_member_forward(group, i), m)
                 m.fused_into = group
-            done.append(len(members))
-    return done
-
-
-def _packable(module: object) -> bool:
-    return (type(module) is nn.Linear and module.weight.dtype == torch.bfloat16
-            and not module.weight.is_mkldnn)
+            fused += len(members)
+    return fused
 
 
 def _member_forward(group: FusedGroup, i: int):  # noqa: ANN202 - a bound forward
