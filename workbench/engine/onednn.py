@@ -13,8 +13,10 @@ The packed tensor replaces the dense weight in place, so memory does not grow. I
 reading its values raises instead of returning wrong numbers, and only this engine's forward
 reads it. The module stays an ``nn.Linear``, so PEFT still wraps it with LoRA layers (whose
 own matrices stay dense), and its dtype, device and shape read as before. A weight shared
-with another module (a head tied to the input embedding) stays dense: the embedding needs it.
-Float32 and INT4 layers and other devices are left as they are.
+with another module stays dense, with one exception: a head tied to the input embedding (the
+embedding needs the dense weight) gets a packed copy of its own. The head is a step's widest
+product, and packed it made a 16-row decode step of SmolLM2-135M 48 -> 42 ms, for 56 MiB
+more. Float32 and INT4 layers and other devices are left as they are.
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ import types
 
 import torch
 from torch import nn
+from transformers import PreTrainedModel
 
 log = logging.getLogger(__name__)
 # The row count oneDNN tunes the packed layout for: a full decode batch.
@@ -52,14 +55,32 @@ def pack_linears(model: nn.Module, batch_hint: int = BATCH_HINT) -> int:
     for module in model.modules():
         if not _packable(module, uses):
             continue
-        with torch.no_grad():
-            module.weight = nn.Parameter(torch.ops.mkldnn._reorder_linear_weight(module.weight.detach(),
-                                                                                 batch_hint),
-                                         requires_grad=False)
-        module.forward = types.MethodType(_packed_forward, module)
+        _pack(module, batch_hint)
         packed += 1
+    packed += _pack_tied_head(model, batch_hint)
     log.info("packed %d bfloat16 linear layers for oneDNN (%d of them fused)", packed + fused, fused)
     return packed + fused
+
+
+def _pack(module: nn.Linear, batch_hint: int) -> None:
+    """``module`` runs on a packed copy of its weight (another module may keep the dense one)."""
+    with torch.no_grad():
+        packed = torch.ops.mkldnn._reorder_linear_weight(module.weight.detach(), batch_hint)
+        module.weight = nn.Parameter(packed, requires_grad=False)
+    module.forward = types.MethodType(_packed_forward, module)
+
+
+def _pack_tied_head(model: nn.Module, batch_hint: int) -> int:
+    """A bfloat16 head tied to the input embedding runs on a packed copy; -> 1 if it does."""
+    if not isinstance(model, PreTrainedModel):
+        return 0
+    head, embed = model.get_output_embeddings(), model.get_input_embeddings()
+    if type(head) is not nn.Linear or embed is None or head.weight is not embed.weight:
+        return 0
+    if head.weight.dtype != torch.bfloat16 or (head.bias is not None and head.bias.dtype != torch.bfloat16):
+        return 0
+    _pack(head, batch_hint)
+    return 1
 
 
 def _packable(module: object, uses: dict[int, int]) -> bool:

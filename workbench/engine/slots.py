@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from transformers.cache_utils import Cache, CacheLayerMixin
 
+from workbench.engine import memory
 from workbench.engine.packing import LayerKV
 
 RowT = TypeVar("RowT")
@@ -82,6 +83,7 @@ class SlotPool:
         if self.keys:
             self.keys, self.values = [], []
             self.generation += 1
+            memory.give_back()
 
     def _resize(self, S: int, C: int, like: LayerKV, live: tuple[int, int]) -> None:
         b, w = live
@@ -97,6 +99,7 @@ class SlotPool:
                 self.keys.append(new_k)
                 self.values.append(new_v)
         self.generation += 1
+        memory.give_back()  # the old buffers' pages, freed on the heap
 
     def layers(self) -> LayerKV:
         return list(zip(self.keys, self.values))

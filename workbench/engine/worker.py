@@ -227,10 +227,12 @@ class Worker:
             self.batch = self.runner.join(self.batch, job, tokens, keep)
 
     def _chunk_tokens(self, job: PrefillJob) -> int:
-        """Batch work prefills in small chunks while interactive rows decode next to it."""
+        """Batch work prefills in small chunks while interactive rows decode next to it, and
+        any work in large ones while nothing decodes."""
+        if self.batch is None:
+            return max(self.config.idle_prefill_chunk_tokens, self.config.prefill_chunk_tokens)
         batch_job = all(r.request.priority > Priority.INTERACTIVE for r in job.rows)
-        chatting = self.batch is not None and any(
-            r.request.priority is Priority.INTERACTIVE for r in self.batch.rows)
+        chatting = any(r.request.priority is Priority.INTERACTIVE for r in self.batch.rows)
         return self.config.batch_chunk_tokens if batch_job and chatting else self.config.prefill_chunk_tokens
 
     def decode_once(self) -> None:

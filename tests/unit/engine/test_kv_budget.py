@@ -65,18 +65,38 @@ def test_chat_that_does_not_fit_takes_memory_from_batch_rows(tiny_loaded) -> Non
         assert chat.metrics.total_ms / 1000 + chat.arrival < max(r.arrival + r.metrics.total_ms / 1000 for r in evals)
 
 
-def test_mmap_threshold_is_fixed_on_glibc_and_left_alone_with_zero() -> None:
+def test_mmap_threshold_is_left_alone_by_default_and_fixed_on_glibc_when_asked() -> None:
     import platform
 
     from workbench.engine import memory
 
+    assert EngineConfig().mmap_threshold_kib == 0
     assert memory.fix_mmap_threshold(0) is False
     glibc = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+    assert memory.give_back() is glibc
     assert memory.fix_mmap_threshold(1024) is glibc
 
 
+def test_freed_heap_pages_go_back_to_the_os_where_the_pool_changes_size(monkeypatch) -> None:
+    import torch
+
+    from workbench.engine import slots
+
+    calls: list[int] = []
+    monkeypatch.setattr(slots.memory, "give_back", lambda: calls.append(1) or True)
+    pool = slots.SlotPool()
+    like = [(torch.zeros(1, 2, 4, 8), torch.zeros(1, 2, 4, 8))]
+    pool.ensure(2, 300, like)
+    assert len(calls) == 1
+    pool.ensure(2, 200, like)  # room enough: nothing allocated, nothing to give back
+    assert len(calls) == 1
+    pool.release()
+    assert len(calls) == 2 and pool.rows == 0
+
+
 def test_eval_prompts_prefill_in_small_chunks_while_chat_decodes(tiny_loaded) -> None:
-    config = EngineConfig(max_batch_size=4, max_wait_ms=0, prefill_chunk_tokens=64, batch_chunk_tokens=8)
+    config = EngineConfig(max_batch_size=4, max_wait_ms=0, prefill_chunk_tokens=64, batch_chunk_tokens=8,
+                          idle_prefill_chunk_tokens=96)
     with Engine(tiny_loaded, config) as engine:
         seen: list[tuple[bool, int]] = []
         real = engine.runner.prefill_chunk
@@ -86,9 +106,18 @@ def test_eval_prompts_prefill_in_small_chunks_while_chat_decodes(tiny_loaded) ->
             return real(job, tokens)
 
         engine.runner.prefill_chunk = spy
-        alone = engine.submit(MSGS, None, LONG, 2, Priority.BATCH)
+        alone = engine.submit(MSGS, None, LONG, 2, Priority.BATCH)  # nothing decodes: large chunks
         assert alone.done_event.wait(60)
-        assert {t for is_batch, t in seen if is_batch} == {64}
+        assert {t for is_batch, t in seen if is_batch} == {96}
+        seen.clear()
+        other = engine.submit(MSGS, None, LONG, 40, Priority.BATCH)
+        wait = time.monotonic() + 60
+        while len(other.output_token_ids) < 3:
+            assert time.monotonic() < wait
+            time.sleep(0.005)
+        joining = engine.submit(MSGS, None, LONG, 2, Priority.BATCH)  # batch work decodes: usual chunks
+        assert joining.done_event.wait(60) and other.done_event.wait(60)
+        assert {t for is_batch, t in seen if is_batch} == {96, 64}
         seen.clear()
         chat = engine.submit(MSGS, None, LONG, 200)
         deadline = time.monotonic() + 60
@@ -99,3 +128,18 @@ def test_eval_prompts_prefill_in_small_chunks_while_chat_decodes(tiny_loaded) ->
         assert batch.done_event.wait(60) and not chat.done_event.is_set()
         assert {t for is_batch, t in seen if is_batch} == {8}
         engine.cancel(chat.request_id)
+
+
+def test_a_prefill_takes_a_short_last_slice_with_the_chunk_before_it(tiny_loaded) -> None:
+    from workbench.engine.request import Request
+
+    engine = Engine(tiny_loaded, EngineConfig(max_batch_size=1))
+    runner = engine.runner
+    ids = runner.prompter.fit(MSGS, 4096, 0).ids
+    row = runner.new_row(Request(messages=MSGS, adapter=None, sampling=LONG, max_new_tokens=4, prompt_ids=ids))
+    T = len(ids)
+    job = runner.start_prefill([row])
+    assert runner.prefill_chunk(job, T - 2) is not None and job.done == T  # 2 columns left: taken now
+    job = runner.start_prefill([row])
+    assert runner.prefill_chunk(job, T // 2) is None and job.done == T // 2  # half left: a chunk of its own
+    assert runner.prefill_chunk(job, T // 2) is not None and job.done == T

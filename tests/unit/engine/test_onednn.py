@@ -1,5 +1,5 @@
-"""bfloat16 linear weights packed for oneDNN: the same numbers, tied weights left dense, and
-adapters loaded and unloaded over packed layers."""
+"""bfloat16 linear weights packed for oneDNN: the same numbers, shared weights left dense (a
+tied head packed as a copy), and adapters loaded and unloaded over packed layers."""
 from __future__ import annotations
 
 import copy
@@ -45,6 +45,24 @@ def test_shared_and_float_weights_stay_dense() -> None:
     assert model[2].weight.is_mkldnn and not model[3].weight.is_mkldnn  # float32 stays
     x = torch.randn(3, 8, dtype=torch.bfloat16)
     assert model[2](x).shape == (3, 4)
+
+
+def test_a_tied_head_runs_on_a_packed_copy_and_the_embedding_keeps_its_weight() -> None:
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=96, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True)
+    model = LlamaForCausalLM(config).bfloat16().eval()
+    assert model.lm_head.weight is model.model.embed_tokens.weight
+    dense = copy.deepcopy(model)
+    embedding = model.model.embed_tokens.weight
+    onednn.pack_linears(model)
+    assert model.lm_head.weight.is_mkldnn and model.model.embed_tokens.weight is embedding
+    assert not embedding.is_mkldnn
+    ids = torch.tensor([[5, 9, 17, 33, 2, 8, 41]])
+    with torch.inference_mode():
+        assert torch.equal(model(input_ids=ids).logits, dense(input_ids=ids).logits)
 
 
 def test_adapters_load_and_leave_over_packed_layers(make_adapter) -> None:
