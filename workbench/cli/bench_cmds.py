@@ -55,10 +55,14 @@ def _sizing_options(fn: Callable) -> Callable:
                       f"requests (env {PRICE_ENV}).")(fn)
     fn = click.option("--max-probes", default=6, show_default=True, type=click.IntRange(min=2, max=20),
                       help="With --p95-target: short open-loop runs the search may make.")(fn)
+    fn = click.option("--probe-seconds", default=60.0, show_default=True,
+                      type=click.FloatRange(min=0, min_open=True),
+                      help="With --p95-target: each probe sends at least this many seconds of "
+                      "arrivals, so a queue can build at fast rates.")(fn)
     fn = click.option("--p95-target", type=Duration(), default=None, metavar="DURATION",
                       help="Find the fastest open-loop rate whose end-to-end P95 stays under this "
                       "(0.8s, 800ms) and report it as requests/day per replica; --rate is where "
-                      "the search starts, --requests the length of each probe.")(fn)
+                      "the search starts, --requests the fewest requests of each probe.")(fn)
     return fn
 
 
@@ -138,6 +142,7 @@ class BenchOptions:
     peer_dtype: str | None
     p95_target: float | None
     max_probes: int
+    probe_seconds: float
     price_per_hour: float | None
     as_json: bool
     backend: str
@@ -213,7 +218,7 @@ def _sizing(o: BenchOptions, refs: list[str], choice: BackendChoice) -> dict:
 
     settings = _open(o, refs)
     sizing = run_sizing(settings, o.p95_target, o.max_probes, o.price_per_hour, progress=_progress,
-                        start=choice.start if choice.remote else None)
+                        start=choice.start if choice.remote else None, probe_seconds=o.probe_seconds)
     print_sizing(sizing, settings, click.echo)
     return sizing.summary()
 

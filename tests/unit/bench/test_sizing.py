@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from workbench.bench.sizing import Sizing, search_rate
+from workbench.bench.sizing import Sizing, probe_size, search_rate
 from workbench.bench.units import parse_duration
 from workbench.errors import InputError
 from workbench.telemetry.cost import cost_per_1k, parse_price, price_from_env, requests_per_day
@@ -34,6 +34,22 @@ def test_search_halves_from_a_start_that_misses_and_respects_the_probe_budget() 
     sizing = search_rate(lambda r: seen.append(r) or linear_p95(r), 0.8, start=64.0, max_probes=4)
     assert seen == [64.0, 32.0, 16.0, 8.0]
     assert sizing.rate is None and sizing.bounded and sizing.requests_per_day is None
+
+
+def test_halving_stops_once_the_p95_no_longer_falls() -> None:
+    seen: list[float] = []
+    # Answers alone take ~3 s: queueing adds little below 1 request/s.
+    sizing = search_rate(lambda r: seen.append(r) or 3.0 + 0.3 * r, 0.8, start=0.5, max_probes=6)
+    assert seen == [0.5, 0.25] and sizing.rate is None and sizing.bounded
+    assert sizing.unloaded_p95_s == pytest.approx(3.075)
+    assert sizing.summary()["unloaded_p95_s"] == pytest.approx(3.075)
+    assert search_rate(linear_p95, 0.8, start=64.0, max_probes=4).unloaded_p95_s is None
+
+
+def test_a_probe_lasts_long_enough_for_a_queue_to_build_at_fast_rates() -> None:
+    assert probe_size(32, 0.25, 60.0) == 32  # slow: the fewest requests asked for
+    assert probe_size(32, 8.0, 60.0) == 480  # fast: a minute of arrivals, not a 4 s burst
+    assert probe_size(32, 8.0, 1.5) == 32
 
 
 def test_search_without_a_miss_reports_a_lower_bound() -> None:
