@@ -5,8 +5,9 @@ The search probes rates with short open-loop runs (the open-loop workload, one s
 per probe, at least ``probe_seconds`` of arrivals long: a probe of a few requests at a fast
 rate is one burst that the batch absorbs, and would report a rate the replica cannot
 sustain; measured on SmolLM2 on 2 cores against a 5 s target: probes of 32 requests met it
-up to 8/s, probes of 60 s of arrivals missed it at 1/s and found 0.65/s): from the starting rate it doubles while the target holds (halves while it does
-not) until one rate meets the target and another misses it, then bisects between them
+up to 8/s, probes of 60 s of arrivals missed it at 1/s and found 0.65/s). From the starting
+rate it doubles while the target holds (halves while it does not) until one rate meets the
+target and another misses it, then bisects between them
 (geometric midpoints: rates span orders of magnitude) until they are within ``tolerance`` of
 each other or ``max_probes`` runs are spent. The answer is the fastest rate that met the
 target; when none missed it, it is a lower bound (``bounded`` False). Halving stops early

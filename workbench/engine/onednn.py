@@ -75,9 +75,8 @@ def _pack_tied_head(model: nn.Module, batch_hint: int) -> int:
     if not isinstance(model, PreTrainedModel):
         return 0
     head, embed = model.get_output_embeddings(), model.get_input_embeddings()
-    if type(head) is not nn.Linear or embed is None or head.weight is not embed.weight:
-        return 0
-    if head.weight.dtype != torch.bfloat16 or (head.bias is not None and head.bias.dtype != torch.bfloat16):
+    # Sharing is why the head gets a copy, so it is not counted against it here.
+    if embed is None or not _packable(head, {}) or head.weight is not embed.weight:
         return 0
     _pack(head, batch_hint)
     return 1

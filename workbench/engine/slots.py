@@ -87,6 +87,7 @@ class SlotPool:
 
     def _resize(self, S: int, C: int, like: LayerKV, live: tuple[int, int]) -> None:
         b, w = live
+        replacing = bool(self.keys)
         for i, (k, v) in enumerate(like):
             new_k = k.new_zeros((S, k.shape[1], C, k.shape[3]))  # [S, H, C, D]
             new_v = v.new_zeros((S, v.shape[1], C, v.shape[3]))
@@ -99,7 +100,8 @@ class SlotPool:
                 self.keys.append(new_k)
                 self.values.append(new_v)
         self.generation += 1
-        memory.give_back()  # the old buffers' pages, freed on the heap
+        if replacing:  # the old buffers' pages, freed on the heap (a first allocation freed none)
+            memory.give_back()
 
     def layers(self) -> LayerKV:
         return list(zip(self.keys, self.values))

@@ -86,7 +86,9 @@ def test_freed_heap_pages_go_back_to_the_os_where_the_pool_changes_size(monkeypa
     monkeypatch.setattr(slots.memory, "give_back", lambda: calls.append(1) or True)
     pool = slots.SlotPool()
     like = [(torch.zeros(1, 2, 4, 8), torch.zeros(1, 2, 4, 8))]
-    pool.ensure(2, 300, like)
+    pool.ensure(2, 300, like)  # a first allocation frees nothing
+    assert calls == []
+    pool.ensure(4, 600, like)  # grown: the old buffers' pages go back
     assert len(calls) == 1
     pool.ensure(2, 200, like)  # room enough: nothing allocated, nothing to give back
     assert len(calls) == 1
@@ -136,7 +138,8 @@ def test_a_prefill_takes_a_short_last_slice_with_the_chunk_before_it(tiny_loaded
     engine = Engine(tiny_loaded, EngineConfig(max_batch_size=1))
     runner = engine.runner
     ids = runner.prompter.fit(MSGS, 4096, 0).ids
-    row = runner.new_row(Request(messages=MSGS, adapter=None, sampling=LONG, max_new_tokens=4, prompt_ids=ids))
+    row = runner.new_row(Request(messages=MSGS, adapter=None, sampling=LONG, max_new_tokens=4,
+                                 prompt_ids=ids))
     T = len(ids)
     job = runner.start_prefill([row])
     assert runner.prefill_chunk(job, T - 2) is not None and job.done == T  # 2 columns left: taken now
